@@ -1,0 +1,65 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
+import { Redis } from 'ioredis';
+import { tooManyRequests } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Named per-route rate-limit policies (`config: { rateLimit: app.rateLimitPolicies.auth }`). */
+    rateLimitPolicies: { auth: RateLimitOptions; notFound: RateLimitOptions };
+  }
+}
+
+/** Authenticated calls are limited per user, anonymous ones per IP. Runs as a preHandler, after authentication. */
+export const rateLimitKey = (request: FastifyRequest) => {
+  const user = (request as FastifyRequest & { user?: { sub?: string } }).user;
+  return user?.sub ? `user:${user.sub}` : `ip:${request.ip}`;
+};
+
+/**
+ * @fastify/rate-limit with counters in Redis when REDIS_URL is set (several API instances share one limit), in memory
+ * otherwise. Every 429 is a problem+json with Retry-After and RateLimit headers. Health probes and /metrics opt out.
+ */
+export default fp(
+  async function rateLimitPlugin(app: FastifyInstance) {
+    const cfg = app.config.rateLimit;
+    let redis: Redis | undefined;
+    if (app.config.redisUrl) {
+      redis = new Redis(app.config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, lazyConnect: false });
+      redis.on('error', (err) => app.log.warn({ err: err.message }, 'rate-limit redis error'));
+      app.addHook('onClose', async () => {
+        await redis?.quit().catch(() => redis?.disconnect());
+      });
+      app.readiness.register('redis', async () => {
+        await redis!.ping();
+        return { ok: true };
+      });
+    }
+
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'preHandler',
+      max: cfg.max,
+      timeWindow: cfg.windowMs,
+      keyGenerator: rateLimitKey,
+      redis,
+      nameSpace: 'rl:',
+      skipOnError: false,
+      enableDraftSpec: true,
+      errorResponseBuilder: (_request, context) => {
+        const err = tooManyRequests(
+          `Rate limit of ${context.max} requests per ${context.after} window exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`,
+          Math.max(1, Math.ceil(context.ttl / 1000)),
+        );
+        return err;
+      },
+    });
+
+    app.decorate('rateLimitPolicies', {
+      auth: { max: cfg.authMax, timeWindow: cfg.authWindowMs, keyGenerator: (r: FastifyRequest) => `auth-ip:${r.ip}` },
+      notFound: { max: cfg.notFoundMax, timeWindow: cfg.windowMs },
+    });
+  },
+  { name: 'rate-limit', dependencies: ['readiness'] },
+);

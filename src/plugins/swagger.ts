@@ -1,0 +1,45 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-provider-zod';
+import { APP_VERSION } from '../shared/version.js';
+
+/** OpenAPI 3.1 generated from the zod route schemas, served at /openapi.json; Swagger UI at /docs. */
+export default fp(
+  async function swaggerPlugin(app: FastifyInstance) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Auto-trader API',
+          version: APP_VERSION,
+          description:
+            'Crypto auto-trading backend: accounts, encrypted exchange keys, orders on Binance/Bitget/OKX and a paper exchange, ' +
+            'backtests, bots and AI strategy generation. Every error is RFC 9457 application/problem+json.',
+        },
+        components: {
+          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        },
+        tags: [
+          { name: 'health', description: 'Liveness, readiness and diagnostics' },
+          { name: 'auth', description: 'Accounts and sessions' },
+          { name: 'account', description: 'Exchange keys, balances, positions, kill switch' },
+          { name: 'admin', description: 'Administration (admin role)' },
+          { name: 'strategies', description: 'Strategy documents (JSON DSL)' },
+          { name: 'datasets', description: 'OHLCV datasets for backtests' },
+          { name: 'backtest', description: 'Backtest jobs' },
+          { name: 'orders', description: 'Orders and trade records' },
+          { name: 'market', description: 'Public market data' },
+          { name: 'bots', description: 'Auto-trading bots' },
+          { name: 'ai', description: 'AI strategy generation' },
+        ],
+      },
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+    app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+  },
+  { name: 'swagger' },
+);

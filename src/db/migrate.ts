@@ -45,7 +45,8 @@ export async function pendingMigrations(database: Database): Promise<string[]> {
     const last = list[0]?.last;
     if (last !== null && last !== undefined) lastApplied = Number(last);
   } catch (err) {
-    if (!/does not exist/i.test((err as Error).message)) throw err;
+    const message = `${(err as Error).message} ${((err as Error).cause as Error | undefined)?.message ?? ''}`;
+    if (!/does not exist/i.test(message)) throw err;
   }
   return entries.filter((e) => e.when > lastApplied).map((e) => e.tag);
 }

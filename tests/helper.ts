@@ -1,0 +1,49 @@
+import type { TestContext } from 'node:test';
+import { Writable } from 'node:stream';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { buildApp } from '../src/app.js';
+import { testConfig } from '../src/config.js';
+import { testDatabase, truncateAll } from './db.js';
+
+export interface BuildOptions {
+  /** Environment overrides on top of the test config (same variable names as .env.example). */
+  env?: Record<string, string | undefined>;
+  /** Keep the rows of earlier tests (default: truncate every table first). */
+  keepData?: boolean;
+  /** Extra routes/plugins registered before the app is ready (probe routes for error-path tests). */
+  register?: (app: FastifyInstance) => Promise<void> | void;
+}
+
+export interface TestApp extends FastifyInstance {
+  /** Every log line the app wrote, parsed (for secret-leak and redaction assertions). */
+  logs: Record<string, unknown>[];
+  rawLogs: () => string;
+}
+
+/** Builds the app on this file's shared test database; closed after the test. */
+export async function build(t: TestContext, opts: BuildOptions = {}): Promise<TestApp> {
+  const { database } = await testDatabase();
+  if (!opts.keepData) await truncateAll(database);
+  const chunks: string[] = [];
+  const logStream = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(chunk.toString());
+      cb();
+    },
+  });
+  const config = testConfig({ LOG_LEVEL: 'info', DB_MIGRATE_ON_START: 'false', ...opts.env });
+  const app = (await buildApp(config, { database, logStream })) as TestApp;
+  Object.defineProperty(app, 'logs', {
+    get: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+  });
+  app.rawLogs = () => chunks.join('');
+  t.after(() => app.close());
+  await opts.register?.(app);
+  await app.ready();
+  return app;
+}
+
+/** `inject` with a bearer token. */
+export function injectAs(app: FastifyInstance, token: string, opts: InjectOptions) {
+  return app.inject({ ...opts, headers: { ...opts.headers, authorization: `Bearer ${token}` } });
+}

@@ -1,0 +1,284 @@
+/**
+ * Incremental indicators: O(1) work per candle (amortised O(1) for highest/lowest), fixed memory.
+ *
+ * Every indicator is fed one value (or one candle) per closed bar through `update(...)` and returns its current
+ * value, `NaN` while it is warming up. A `NaN` input is ignored (the output is `NaN` and the state does not move),
+ * so chained indicators (an SMA of an RSI) simply start once their input is defined.
+ *
+ * Conventions follow TA-Lib: EMA seeded with the SMA of its first `period` inputs; RSI and ATR use Wilder
+ * smoothing seeded with a plain average; Bollinger bands use the population standard deviation.
+ */
+
+/** Fixed-size ring buffer of the last `size` values. */
+export class Ring {
+  readonly buf: Float64Array;
+  private pos = 0;
+  count = 0;
+  constructor(readonly size: number) {
+    this.buf = new Float64Array(size);
+  }
+  /** Push x, returning the value that fell out (NaN while the buffer is not full). */
+  push(x: number): number {
+    const old = this.count === this.size ? this.buf[this.pos] : NaN;
+    this.buf[this.pos] = x;
+    this.pos = this.pos + 1 === this.size ? 0 : this.pos + 1;
+    if (this.count < this.size) this.count++;
+    return old;
+  }
+  /** Value pushed `ago` pushes before the latest one (0 = latest). NaN if not available. */
+  get(ago: number): number {
+    if (ago >= this.count) return NaN;
+    let i = this.pos - 1 - ago;
+    if (i < 0) i += this.size;
+    return this.buf[i];
+  }
+}
+
+/** Simple moving average over the last `period` inputs (running sum). */
+export class Sma {
+  private readonly ring: Ring;
+  private sum = 0;
+  value = NaN;
+  constructor(readonly period: number) {
+    this.ring = new Ring(period);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    const old = this.ring.push(x);
+    this.sum += x;
+    if (old === old) this.sum -= old;
+    return (this.value = this.ring.count === this.period ? this.sum / this.period : NaN);
+  }
+}
+
+/** Exponential moving average, alpha = 2 / (period + 1), seeded with the SMA of the first `period` inputs. */
+export class Ema {
+  private readonly alpha: number;
+  private n = 0;
+  private seed = 0;
+  value = NaN;
+  constructor(readonly period: number) {
+    this.alpha = 2 / (period + 1);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    if (this.n < this.period) {
+      this.seed += x;
+      this.n++;
+      if (this.n === this.period) this.value = this.seed / this.period;
+      return this.value;
+    }
+    return (this.value = this.value + this.alpha * (x - this.value));
+  }
+}
+
+/**
+ * Wilder's RSI. The first value appears once `period` changes are known (input index `period`): average gain and
+ * loss are the plain means of those changes, then `avg = (avg * (period - 1) + x) / period`.
+ * RSI = 100 * avgGain / (avgGain + avgLoss); a perfectly flat window (both zero) gives 50.
+ */
+export class Rsi {
+  private prev = NaN;
+  private n = 0;
+  private gain = 0;
+  private loss = 0;
+  value = NaN;
+  constructor(readonly period: number) {}
+  update(x: number): number {
+    if (x !== x) return NaN;
+    const prev = this.prev;
+    this.prev = x;
+    if (prev !== prev) return NaN;
+    const d = x - prev;
+    const g = d > 0 ? d : 0;
+    const l = d < 0 ? -d : 0;
+    const p = this.period;
+    if (this.n < p) {
+      this.gain += g;
+      this.loss += l;
+      this.n++;
+      if (this.n < p) return NaN;
+      this.gain /= p;
+      this.loss /= p;
+    } else {
+      this.gain = (this.gain * (p - 1) + g) / p;
+      this.loss = (this.loss * (p - 1) + l) / p;
+    }
+    const sum = this.gain + this.loss;
+    return (this.value = sum === 0 ? 50 : (100 * this.gain) / sum);
+  }
+}
+
+/** Rate of change in percent: 100 * (x - x[period bars ago]) / x[period bars ago]. */
+export class Roc {
+  private readonly ring: Ring;
+  value = NaN;
+  constructor(readonly period: number) {
+    this.ring = new Ring(period + 1);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    this.ring.push(x);
+    const old = this.ring.get(this.period);
+    return (this.value = old === old && old !== 0 ? (100 * (x - old)) / old : NaN);
+  }
+}
+
+/**
+ * Wilder's average true range. TR = max(high - low, |high - prevClose|, |low - prevClose|) from the second candle
+ * on; the first ATR (candle index `period`) is the mean of the first `period` TRs, then
+ * `atr = (atr * (period - 1) + tr) / period` (TA-Lib ATR).
+ */
+export class Atr {
+  private prevClose = NaN;
+  private n = 0;
+  private sum = 0;
+  value = NaN;
+  constructor(readonly period: number) {}
+  update(high: number, low: number, close: number): number {
+    const pc = this.prevClose;
+    this.prevClose = close;
+    if (pc !== pc) return NaN;
+    const tr = Math.max(high - low, Math.abs(high - pc), Math.abs(low - pc));
+    const p = this.period;
+    if (this.n < p) {
+      this.sum += tr;
+      this.n++;
+      if (this.n === p) this.value = this.sum / p;
+      return this.value;
+    }
+    return (this.value = (this.value * (p - 1) + tr) / p);
+  }
+}
+
+/**
+ * Highest (or lowest) of the last `period` inputs, current one included: a monotonic deque of input indexes in a
+ * ring, amortised O(1) per input.
+ */
+export class Extreme {
+  private readonly idx: Int32Array;
+  private readonly val: Float64Array;
+  private head = 0;
+  private len = 0;
+  private i = -1;
+  value = NaN;
+  /** `sign` 1 = highest, -1 = lowest. */
+  constructor(
+    readonly period: number,
+    private readonly sign: 1 | -1,
+  ) {
+    this.idx = new Int32Array(period);
+    this.val = new Float64Array(period);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    const p = this.period;
+    const i = ++this.i;
+    const sx = this.sign * x;
+    // Drop from the back everything not better than x.
+    while (this.len > 0) {
+      const back = (this.head + this.len - 1) % p;
+      if (this.sign * this.val[back] > sx) break;
+      this.len--;
+    }
+    // Drop the front if it slid out of the window.
+    if (this.len > 0 && this.idx[this.head] <= i - p) {
+      this.head = this.head + 1 === p ? 0 : this.head + 1;
+      this.len--;
+    }
+    const slot = (this.head + this.len) % p;
+    this.idx[slot] = i;
+    this.val[slot] = x;
+    this.len++;
+    return (this.value = i >= p - 1 ? this.val[this.head] : NaN);
+  }
+}
+
+export class Highest extends Extreme {
+  constructor(period: number) {
+    super(period, 1);
+  }
+}
+export class Lowest extends Extreme {
+  constructor(period: number) {
+    super(period, -1);
+  }
+}
+
+/**
+ * MACD: line = EMA(fast) - EMA(slow) (both fed from the first input, each seeded with its own SMA), defined from
+ * input index `slow - 1`; signal = EMA(signal) of the line, defined from index `slow + signal - 2`;
+ * hist = line - signal.
+ */
+export class Macd {
+  private readonly fastEma: Ema;
+  private readonly slowEma: Ema;
+  private readonly signalEma: Ema;
+  line = NaN;
+  signal = NaN;
+  hist = NaN;
+  constructor(fast: number, slow: number, signal: number) {
+    this.fastEma = new Ema(fast);
+    this.slowEma = new Ema(slow);
+    this.signalEma = new Ema(signal);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    const f = this.fastEma.update(x);
+    const s = this.slowEma.update(x);
+    this.line = f - s; // NaN until both are warm
+    this.signal = this.signalEma.update(this.line);
+    this.hist = this.line - this.signal;
+    return this.line;
+  }
+}
+
+/**
+ * Bollinger bands: middle = SMA(period), upper/lower = middle +/- k * population standard deviation of the window.
+ * Running sums of x and x^2; the variance is clamped at 0 against rounding.
+ */
+export class Bbands {
+  private readonly ring: Ring;
+  private sum = 0;
+  private sumSq = 0;
+  upper = NaN;
+  middle = NaN;
+  lower = NaN;
+  constructor(
+    readonly period: number,
+    readonly k: number,
+  ) {
+    this.ring = new Ring(period);
+  }
+  update(x: number): number {
+    if (x !== x) return NaN;
+    const old = this.ring.push(x);
+    this.sum += x;
+    this.sumSq += x * x;
+    if (old === old) {
+      this.sum -= old;
+      this.sumSq -= old * old;
+    }
+    if (this.ring.count < this.period) return NaN;
+    const n = this.period;
+    const mean = this.sum / n;
+    const v = this.sumSq / n - mean * mean;
+    const sd = v > 0 ? Math.sqrt(v) : 0;
+    this.middle = mean;
+    this.upper = mean + this.k * sd;
+    this.lower = mean - this.k * sd;
+    return mean;
+  }
+}
+
+/** The input from `bars` updates ago (0 = the current one): NaN until that much history exists. */
+export class Lag {
+  private readonly ring: Ring;
+  constructor(readonly bars: number) {
+    this.ring = new Ring(bars + 1);
+  }
+  update(x: number): number {
+    this.ring.push(x);
+    return this.ring.get(this.bars);
+  }
+}

@@ -5,6 +5,21 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-provider-zod';
 import { APP_VERSION } from '../shared/version.js';
 
+/**
+ * The zod transform emits an `<Id>Input` twin of every registered schema; keep only the twins something references,
+ * so the SDK does not grow types nobody uses.
+ */
+function dropUnusedInputVariants<T>(doc: T): T {
+  const d = doc as { components?: { schemas?: Record<string, unknown> } };
+  const schemas = d.components?.schemas;
+  if (!schemas) return doc;
+  const text = JSON.stringify({ ...d, components: { ...d.components, schemas: Object.fromEntries(Object.entries(schemas).filter(([k]) => !k.endsWith('Input'))) } });
+  for (const name of Object.keys(schemas)) {
+    if (name.endsWith('Input') && !text.includes(`"#/components/schemas/${name}"`)) delete schemas[name];
+  }
+  return doc;
+}
+
 /** OpenAPI 3.1 generated from the zod route schemas, served at /openapi.json; Swagger UI at /docs. */
 export default fp(
   async function swaggerPlugin(app: FastifyInstance) {
@@ -36,7 +51,7 @@ export default fp(
         ],
       },
       transform: jsonSchemaTransform,
-      transformObject: jsonSchemaTransformObject,
+      transformObject: (documentObject) => dropUnusedInputVariants(jsonSchemaTransformObject(documentObject)),
     });
     await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
     app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());

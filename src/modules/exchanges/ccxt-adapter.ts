@@ -2,7 +2,7 @@
  * ExchangeAdapter over ccxt (binance, bitget, okx), spot or USDT-margined perpetual swaps. One ccxt.pro client serves
  * both REST and WebSocket calls. Every ccxt error is mapped to an HttpProblem (see errors.ts).
  */
-import ccxt, { errors as ccxtErrors, type Exchange } from 'ccxt';
+import ccxt, { errors as ccxtErrors, type Exchange, type Market as CcxtMarket } from 'ccxt';
 import { mapExchangeError } from './errors.js';
 import { toDecimal, toNumber, dec, type Decimal } from './decimal.js';
 import { applyUrlOverrides, type UrlOverride } from './urls.js';
@@ -46,7 +46,6 @@ export interface CcxtAdapterOptions {
   enableRateLimit?: boolean;
 }
 
-type CcxtMarket = Exchange['markets'][string];
 type Dict = Record<string, any>;
 
 const WS_RETRY_LIMIT = 5;
@@ -327,7 +326,7 @@ function toMarket(m: CcxtMarket): Market | null {
   if (m.type === 'swap' && !m.linear) return null;
   return {
     symbol: m.symbol,
-    id: m.id,
+    id: String(m.id),
     base: m.base,
     quote: m.quote,
     settle: m.settle ?? undefined,

@@ -46,26 +46,27 @@ interface KeyEntry {
   fernet?: FernetKey;
 }
 
-/** Parsed ENCRYPTION_KEY. Key material lives in a private field and is hidden from JSON/inspect output. */
+/** Key material per ring, kept out of the object itself so nothing can serialize or print it. */
+const ringEntries = new WeakMap<KeyRing, readonly KeyEntry[]>();
+
+/** Parsed ENCRYPTION_KEY (build it with parseKeyRing). Shows only key ids in JSON/inspect output. */
 export class KeyRing {
-  readonly #entries: readonly KeyEntry[];
-  /** Key ids, newest first. */
+  /** Key ids, newest (current) first. */
   readonly kids: readonly string[];
 
-  /** @internal use parseKeyRing() */
-  constructor(entries: KeyEntry[]) {
-    if (entries.length === 0) throw new Error('key ring is empty');
-    this.#entries = Object.freeze([...entries]);
+  private constructor(entries: KeyEntry[]) {
     this.kids = Object.freeze(entries.map((e) => e.kid));
-  }
-
-  get currentKid(): string {
-    return this.#entries[0].kid;
+    ringEntries.set(this, Object.freeze([...entries]));
   }
 
   /** @internal */
-  entries(): readonly KeyEntry[] {
-    return this.#entries;
+  static fromEntries(entries: KeyEntry[]): KeyRing {
+    if (entries.length === 0) throw new Error('key ring is empty');
+    return new KeyRing(entries);
+  }
+
+  get currentKid(): string {
+    return this.kids[0];
   }
 
   toJSON() {
@@ -157,7 +158,7 @@ export function parseKeyRing(value: string): KeyRing {
     seenKeys.set(fingerprint, n);
     entries.push(entry);
   });
-  return new KeyRing(entries);
+  return KeyRing.fromEntries(entries);
 }
 
 /** A fresh ring entry `<kid>:<base64 of 32 random bytes>` (dev mode, or the next key to prepend when rotating). */
@@ -226,7 +227,8 @@ function aad(kid: string, ctx: VaultContext): Buffer {
 /** Build the vault over a parsed key ring (or the raw ENCRYPTION_KEY value). */
 export function createVault(ringOrValue: KeyRing | string): Vault {
   const ring = typeof ringOrValue === 'string' ? parseKeyRing(ringOrValue) : ringOrValue;
-  const entries = ring.entries();
+  const entries = ringEntries.get(ring);
+  if (entries === undefined) throw new TypeError('createVault needs a KeyRing from parseKeyRing()');
   const current = entries[0];
   const byKid = new Map(entries.map((e) => [e.kid, e]));
   const fernetEntries = entries.filter((e) => e.fernet !== undefined);

@@ -166,7 +166,7 @@ function buildSystemPrompt(schemaJson: object, examples: object[]): string {
 }
 
 function buildUserPrompt(input: GenerateInput): string {
-  const lines: string[] = ['Write one trading strategy as a JSON object for this request.'];
+  const lines: string[] = ['Write one trading strategy for this request and answer in json, as described above.'];
   if (input.symbol) lines.push(`Symbol: ${truncate(input.symbol, 64)}`);
   if (input.timeframe) lines.push(`Timeframe: ${truncate(input.timeframe, 16)}`);
   if (input.risk) lines.push(`Risk appetite: ${truncate(input.risk, 64)}`);

@@ -1,7 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseStrategy, strategyJsonSchema } from '../../../workers/engine/dsl.js';
 import { HttpProblem } from '../../../src/errors.js';
 import {
   createStrategyGenerator,
@@ -343,5 +345,31 @@ describe('DeepSeek strategy generator against the fake DeepSeek server', () => {
     assert.equal(parseRetryAfter(new Date(Date.UTC(2030, 0, 1, 0, 0, 30)).toUTCString(), Date.UTC(2030, 0, 1)), 30);
     assert.equal(parseRetryAfter('soon'), undefined);
     assert.equal(parseRetryAfter(null), undefined);
+  });
+
+  test('with the real strategy DSL: schema and examples in the prompt, reference error repaired', async (t) => {
+    const h = await setup(t);
+    const load = (name: string) => JSON.parse(readFileSync(new URL(`../../../examples/strategies/${name}.json`, import.meta.url), 'utf8'));
+    const smaCross = load('sma-cross');
+    const examples = [load('rsi-mean-reversion'), load('breakout-atr')];
+    const dslSchema = strategyJsonSchema();
+    const broken = {
+      version: 1,
+      name: 'Broken',
+      rules: { long: { entry: { op: 'gt', left: { indicator: 'nope' }, right: 0 } } },
+    };
+    const brokenResult = parseStrategy(broken);
+    assert.equal(brokenResult.ok, false, 'the broken document must be invalid for the real DSL');
+    h.fake.script(answer(broken), answer(smaCross, 'Classic moving-average cross.'));
+    const gen = h.make({ validate: parseStrategy, schemaJson: dslSchema, examples });
+    const out = await gen.generate({ prompt: 'moving average crossover on BTC', symbol: 'BTC/USDT', timeframe: '1h' });
+    assert.deepEqual(out.strategy, (parseStrategy(smaCross) as { ok: true; value: unknown }).value);
+    assert.equal(out.rounds, 2);
+    const [first, second] = h.fake.chatRequests();
+    assert.ok(first.body.messages[0].content.includes(JSON.stringify(dslSchema)));
+    assert.ok(first.body.messages[0].content.includes(JSON.stringify(examples[0])));
+    for (const issue of (brokenResult as { ok: false; issues: { path: string; message: string }[] }).issues) {
+      assert.ok(lastUser(second.body).includes(`${issue.path}: ${issue.message}`));
+    }
   });
 });

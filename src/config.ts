@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { generateKeyRingValue, parseKeyRing } from './modules/account/vault.js';
 
 /**
  * One zod schema over the environment, parsed once at startup (src/server.ts, scripts) and passed into buildApp.
@@ -158,17 +159,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validators for values whose format belongs to another module (the key ring), registered to keep config.ts free of crypto. */
-export type SecretCheck = (value: string) => void;
-let encryptionKeyCheck: SecretCheck | undefined;
-export function setEncryptionKeyCheck(check: SecretCheck) {
-  encryptionKeyCheck = check;
-}
-let encryptionKeyGenerator: () => string = () => `k1:${randomBytes(32).toString('base64url')}`;
-export function setEncryptionKeyGenerator(gen: () => string) {
-  encryptionKeyGenerator = gen;
-}
-
 export interface LoadedConfig {
   config: Config;
   /** Loud warnings to print at start (generated development secrets). */
@@ -190,9 +180,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const warnings: string[] = [];
   const problems: string[] = [];
 
-  if (config.encryptionKey && encryptionKeyCheck) {
+  if (config.encryptionKey) {
     try {
-      encryptionKeyCheck(config.encryptionKey);
+      parseKeyRing(config.encryptionKey);
     } catch (err) {
       problems.push(`ENCRYPTION_KEY: ${(err as Error).message}`);
     }
@@ -213,7 +203,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       warnings.push('JWT_SECRET is not set: generated a random one for this run. Tokens will not survive a restart.');
     }
     if (!config.encryptionKey) {
-      config.encryptionKey = encryptionKeyGenerator();
+      config.encryptionKey = generateKeyRingValue();
       warnings.push(
         'ENCRYPTION_KEY is not set: generated a random one for this run. Exchange keys saved now become unreadable after a restart.',
       );

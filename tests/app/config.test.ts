@@ -60,3 +60,11 @@ test('production with a proper configuration passes', () => {
   assert.deepEqual(config.corsOrigins, ['https://app.example.com', 'https://admin.example.com']);
   assert.deepEqual(warnings, []);
 });
+
+test('a malformed ENCRYPTION_KEY is a clear boot error that does not echo the key', () => {
+  const leaked = 'AAAAshort-key-material';
+  assert.throws(
+    () => loadConfig({ ENCRYPTION_KEY: `k1:${leaked}` }),
+    (err: unknown) => err instanceof ConfigError && /ENCRYPTION_KEY/.test(err.message) && !err.message.includes(leaked),
+  );
+});

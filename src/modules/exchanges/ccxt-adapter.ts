@@ -256,6 +256,15 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
   return adapter;
 }
 
+/**
+ * A signed call proving the keys work. Binance reports `canWithdraw` from `sapi/v1/account/apiRestrictions`
+ * (`enableWithdrawals`); OKX from `account/config` `perm`; Bitget from what `spot/account/info` lists.
+ * Throws a 422 `EXCHANGE_AUTH_FAILED` problem when the exchange rejects the keys.
+ */
+export function verifyCredentials(adapter: ExchangeAdapter): Promise<CredentialsReport> {
+  return adapter.verifyCredentials();
+}
+
 function newClient(opts: CcxtAdapterOptions): Exchange {
   const ExchangeClass = (ccxt.pro as unknown as Record<string, new (config: Dict) => Exchange>)[opts.exchange];
   if (!ExchangeClass) throw new Error(`unsupported exchange ${opts.exchange}`);

@@ -7,6 +7,7 @@ import { HttpProblem, badGateway, conflict, gatewayTimeout, serviceUnavailable, 
 
 const {
   AuthenticationError,
+  BadRequest,
   BadSymbol,
   DuplicateOrderId,
   ExchangeNotAvailable,
@@ -16,6 +17,7 @@ const {
   NetworkError,
   NotSupported,
   OnMaintenance,
+  OperationFailed,
   OrderNotFound,
   RateLimitExceeded,
   DDoSProtection,
@@ -118,11 +120,16 @@ export function mapExchangeError(err: unknown, ctx: ErrorContext): HttpProblem {
   return problem;
 }
 
-/** `unknown` for failures after which the request may have been executed (timeouts, dropped connections, 5xx). */
+/**
+ * `unknown` for failures after which the request may have been executed (timeouts, dropped connections, 5xx,
+ * internal errors); `rejected` when the exchange definitely refused it (ExchangeError family, rate limits).
+ */
 export function outcomeOf(err: unknown): CallOutcome {
   if (err instanceof RateLimitExceeded || err instanceof DDoSProtection || err instanceof OnMaintenance) return 'rejected';
   if (err instanceof InvalidNonce) return 'rejected';
   if (err instanceof NetworkError) return 'unknown';
+  // e.g. Binance -1001 "Internal error", or a response ccxt could not parse: the request may have been executed.
+  if (err instanceof OperationFailed) return 'unknown';
   if (err instanceof BaseError) return 'rejected';
   // Not a ccxt error (a bug, an aborted fetch): we cannot tell what happened on the exchange.
   return 'unknown';
@@ -148,11 +155,12 @@ function toProblem(err: unknown, ctx: ErrorContext): HttpProblem {
   if (err instanceof OrderNotFound) {
     return new HttpProblem(404, 'EXCHANGE_ORDER_NOT_FOUND', 'Not Found', detail('order not found'), { extensions: ext });
   }
-  if (err instanceof DuplicateOrderId) {
+  if (err instanceof DuplicateOrderId || (err instanceof InvalidOrder && /duplicate/i.test(raw))) {
     const problem = conflict(detail('the client order id is already used'), 'EXCHANGE_DUPLICATE_CLIENT_ORDER_ID');
     return withExtensions(problem, ext);
   }
-  if (err instanceof InvalidOrder) {
+  // Binance reports filter failures (e.g. `Filter failure: NOTIONAL`) as BadRequest.
+  if (err instanceof InvalidOrder || (err instanceof BadRequest && ctx.operation === 'createOrder')) {
     const limit = limitFromMessage(raw);
     const what = limit ? `order rejected by the exchange limit ${limit}` : 'order rejected as invalid';
     return unprocessable(detail(what), 'EXCHANGE_INVALID_ORDER', { extensions: { ...ext, ...(limit ? { limit } : {}) } });

@@ -347,6 +347,7 @@ export function createBinanceDialect(ctx: DialectContext): Dialect {
       headers: { 'retry-after': String(retryAfter) },
       body: { code: -1003, msg: 'Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use WebSocket Streams for live updates to avoid polling the API.' },
     }),
-    serverError: (status) => ({ status, body: { code: -1001, msg: 'Internal error; unable to process your request. Please try again.' } }),
+    // Binance's gateway answers 5xx with an HTML page, not a JSON error.
+    serverError: (status) => ({ status, headers: { 'content-type': 'text/html' }, body: `<html><body><h1>${status} Service Temporarily Unavailable</h1></body></html>` }),
   };
 }

@@ -37,6 +37,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Readable, addAbortSignal } from 'node:stream';
 import { HttpProblem, badRequest } from '../../errors.js';
 import { isCompleteColumnarFile, writeColumns } from './columnar.js';
 import type { OhlcvColumns } from './columnar.js';
@@ -457,6 +458,11 @@ class Scanner {
     }
     const v = parseNumber(buf, s, e);
     if (Number.isNaN(v)) throw invalid(this.line, `unparsable timestamp "${fieldText(buf, s, e)}"`);
+    return this.epochToMs(v, buf, s, e);
+  }
+
+  /** Epoch value in the file's unit (fixed by the first row) → ms. */
+  private epochToMs(v: number, buf: Buffer, s: number, e: number): number {
     const u = unitClass(v);
     if (this.tsUnit < 0) this.tsUnit = u;
     else if (u !== this.tsUnit) {
@@ -473,7 +479,41 @@ class Scanner {
     row[5] = 0;
     let p = s;
     let f = 0;
+    const delim = this.delim;
+    const nRoles = roles.length;
     for (;;) {
+      const role = f < nRoles ? roles[f] : -1;
+      if (role >= 0) {
+        // Fast path (almost every field of a real file): an unsigned decimal of at most 15 digits directly followed
+        // by the delimiter or the line end, parsed in the same pass that finds the field's end. Exact: mant < 2^53
+        // and one correctly rounded division by an exact power of ten. Anything else takes the general path below.
+        let k = p;
+        let mant = 0;
+        let digits = 0;
+        let scale = 0;
+        let c = 0;
+        while (k < e && (c = buf[k] - 48) >= 0 && c <= 9) {
+          mant = mant * 10 + c;
+          digits++;
+          k++;
+        }
+        if (k < e && buf[k] === 46 && role > 0) {
+          k++;
+          while (k < e && (c = buf[k] - 48) >= 0 && c <= 9) {
+            mant = mant * 10 + c;
+            digits++;
+            scale++;
+            k++;
+          }
+        }
+        if (digits > 0 && digits <= 15 && (k === e || buf[k] === delim)) {
+          row[role] = role === 0 ? this.epochToMs(mant, buf, p, k) : scale === 0 ? mant : mant / POW10[scale];
+          f++;
+          if (k >= e) break;
+          p = k + 1;
+          continue;
+        }
+      }
       let fs = p;
       let fe: number;
       let q: number;
@@ -491,8 +531,7 @@ class Scanner {
         while (q < e && buf[q] !== this.delim) q++;
         fe = q;
       }
-      if (f < roles.length) {
-        const role = roles[f];
+      if (role >= 0) {
         if (role === 0) row[0] = this.parseTs(buf, fs, fe);
         else if (role > 0) {
           const v = parseNumber(buf, fs, fe);
@@ -642,7 +681,9 @@ export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promis
   const hash = createHash('sha256');
   const scanner = new Scanner();
   let bytes = 0;
-  for await (const chunk of input as AsyncIterable<Buffer | Uint8Array | string>) {
+  // A Readable is destroyed on abort, so even a stalled upload stops at once; other iterables are checked per chunk.
+  const source = signal && input instanceof Readable ? addAbortSignal(signal, input) : input;
+  for await (const chunk of source as AsyncIterable<Buffer | Uint8Array | string>) {
     if (signal?.aborted) throw abortError(signal);
     const buf =
       typeof chunk === 'string'

@@ -189,6 +189,17 @@ describe('limits and cancellation', () => {
   });
 });
 
+test('abort reaches a stalled Readable (no further chunk arrives)', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const stalled = new Readable({ read() {} });
+  stalled.push(H);
+  const ac = new AbortController();
+  const done = ingestCsv(stalled, { dir, maxBytes: MAX, signal: ac.signal, onProgress: () => setImmediate(() => ac.abort()) });
+  await assert.rejects(done, { name: 'AbortError' });
+  assert.ok(stalled.destroyed);
+  assert.deepEqual(await readdir(dir), []);
+});
+
 describe('timestamps', () => {
   const expected = [Date.UTC(2021, 0, 1, 0, 0), Date.UTC(2021, 0, 1, 1, 0), Date.UTC(2021, 0, 1, 2, 0)];
   const body = (ts: string[]) => `time,open,high,low,close,volume\n${ts.map((s, i) => `${s},1,2,0.5,1.5,${i}`).join('\n')}\n`;

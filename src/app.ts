@@ -7,10 +7,13 @@ import { loggerOptions } from './logger.js';
 import readiness from './plugins/readiness.js';
 import metrics from './plugins/metrics.js';
 import db from './plugins/db.js';
+import auth from './plugins/auth.js';
+import diagnostics from './modules/admin/diagnostics.js';
 import security from './plugins/security.js';
 import rateLimit from './plugins/rate-limit.js';
 import swagger from './plugins/swagger.js';
 import underPressure from './plugins/under-pressure.js';
+import eventBus from './plugins/event-bus.js';
 import errorHandler, { sendProblem } from './plugins/error-handler.js';
 import api from './modules/index.js';
 
@@ -53,11 +56,14 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   await app.register(errorHandler);
   await app.register(readiness);
   await app.register(metrics);
+  await app.register(diagnostics);
   await app.register(db, { database: overrides.database });
+  await app.register(auth);
   await app.register(security);
   await app.register(rateLimit);
   await app.register(swagger);
   await app.register(underPressure);
+  await app.register(eventBus);
 
   app.setNotFoundHandler(
     { preHandler: app.rateLimit(app.rateLimitPolicies.notFound) },

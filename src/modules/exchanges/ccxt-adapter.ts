@@ -92,15 +92,11 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
     return found;
   }
 
-  function typeParams(): Dict {
-    return { type: marketType };
-  }
-
   async function fetchOrderByClientId(clientOrderId: string, symbol: string): Promise<Order | null> {
     await ensureMarkets();
     try {
       const order = await call('fetchOrderByClientId', () =>
-        client.fetchOrder(undefined as unknown as string, symbol, { ...typeParams(), clientOrderId }),
+        client.fetchOrder(undefined as unknown as string, symbol, { clientOrderId }),
       );
       return toOrder(order);
     } catch (err) {
@@ -163,14 +159,14 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
 
     async fetchBalance() {
       await ensureMarkets();
-      const balance = await call('fetchBalance', () => client.fetchBalance(typeParams()));
+      const balance = await call('fetchBalance', () => client.fetchBalance());
       return toBalances(balance as unknown as Dict);
     },
 
     async fetchPositions(symbols) {
       if (marketType !== 'swap') return [];
       await ensureMarkets();
-      const positions = await call('fetchPositions', () => client.fetchPositions(symbols, typeParams()));
+      const positions = await call('fetchPositions', () => client.fetchPositions(symbols));
       return positions.map(toPosition).filter((p): p is Position => p !== null);
     },
 
@@ -199,26 +195,26 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
 
     async cancelOrder(orderId, symbol) {
       await ensureMarkets();
-      const order = await call('cancelOrder', () => client.cancelOrder(orderId, symbol, typeParams()));
+      const order = await call('cancelOrder', () => client.cancelOrder(orderId, symbol));
       return toOrder(order);
     },
 
     async fetchOrder(orderId, symbol) {
       await ensureMarkets();
-      return toOrder(await call('fetchOrder', () => client.fetchOrder(orderId, symbol, typeParams())));
+      return toOrder(await call('fetchOrder', () => client.fetchOrder(orderId, symbol)));
     },
 
     fetchOrderByClientId,
 
     async fetchOpenOrders(symbol) {
       await ensureMarkets();
-      const orders = await call('fetchOpenOrders', () => client.fetchOpenOrders(symbol, undefined, undefined, typeParams()));
+      const orders = await call('fetchOpenOrders', () => client.fetchOpenOrders(symbol));
       return orders.map(toOrder);
     },
 
     async fetchMyTrades(symbol, range: FetchRange = {}) {
       await ensureMarkets();
-      const trades = await call('fetchMyTrades', () => client.fetchMyTrades(symbol, range.since, range.limit, typeParams()));
+      const trades = await call('fetchMyTrades', () => client.fetchMyTrades(symbol, range.since, range.limit));
       return trades.map(toTrade);
     },
 
@@ -268,11 +264,11 @@ export function verifyCredentials(adapter: ExchangeAdapter): Promise<Credentials
 function newClient(opts: CcxtAdapterOptions): Exchange {
   const ExchangeClass = (ccxt.pro as unknown as Record<string, new (config: Dict) => Exchange>)[opts.exchange];
   if (!ExchangeClass) throw new Error(`unsupported exchange ${opts.exchange}`);
+  // defaultType picks the account / market family of calls without a symbol (balance, positions, open orders).
   const options: Dict = { defaultType: opts.marketType };
-  if (opts.exchange === 'binance') {
-    // Load only the market family we trade; spares the dapi/fapi (or spot) exchangeInfo calls.
-    options.fetchMarkets = { types: opts.marketType === 'spot' ? ['spot'] : ['linear'] };
-  }
+  // Load only the market family we trade: spares the exchangeInfo/instruments calls for futures, options, etc.
+  if (opts.exchange === 'binance') options.fetchMarkets = { types: opts.marketType === 'spot' ? ['spot'] : ['linear'] };
+  if (opts.exchange === 'okx') options.fetchMarkets = { types: [opts.marketType] };
   const client = new ExchangeClass({
     apiKey: opts.credentials?.apiKey,
     secret: opts.credentials?.secret,

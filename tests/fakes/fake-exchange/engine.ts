@@ -136,6 +136,8 @@ export interface EngineOptions {
   leverage?: string;
   /** Clock in ms; tests may freeze it. */
   now?: () => number;
+  /** One wallet for spot and swap (OKX unified account); the default keeps separate spot and futures wallets. */
+  unifiedAccount?: boolean;
 }
 
 type Listener = (event: EngineEvent) => void;
@@ -157,6 +159,7 @@ export class Engine {
   makerFee: string;
   leverage: string;
   now: () => number;
+  readonly unifiedAccount: boolean;
   private seq = 1000;
   private listeners = new Set<Listener>();
 
@@ -166,6 +169,7 @@ export class Engine {
     this.makerFee = opts.makerFee ?? '0.0008';
     this.leverage = opts.leverage ?? '10';
     this.now = opts.now ?? (() => Date.now());
+    this.unifiedAccount = opts.unifiedAccount ?? false;
     for (const m of this.markets.values()) this.prices.set(m.symbol, m.base === 'BTC' ? '50000' : '3000');
   }
 
@@ -197,6 +201,7 @@ export class Engine {
   }
 
   balance(kind: Kind, asset: string): BalanceRow {
+    if (this.unifiedAccount) kind = 'spot';
     let row = this.balances[kind].get(asset);
     if (!row) {
       row = { free: '0', locked: '0' };

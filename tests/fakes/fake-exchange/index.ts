@@ -14,7 +14,7 @@ import { WebSocketServer } from 'ws';
 import { createBinanceDialect } from './binance.js';
 import { createBitgetDialect } from './bitget.js';
 import { createOkxDialect } from './okx.js';
-import { Engine, type EngineOptions, type FakeOrder } from './engine.js';
+import { DEFAULT_MARKETS, Engine, type EngineOptions, type FakeMarket, type FakeOrder } from './engine.js';
 import type { Credentials, Dialect, DialectContext, FakeExchangeId, FakeRequest, FakeResponse } from './types.js';
 
 export { Engine, DEFAULT_MARKETS } from './engine.js';
@@ -85,8 +85,20 @@ const DIALECTS: Record<FakeExchangeId, (ctx: DialectContext) => Dialect> = {
   bitget: createBitgetDialect,
 };
 
+/** Market definitions shaped like each exchange's (OKX swaps trade in 0.01 BTC contracts). */
+function defaultMarkets(exchange: FakeExchangeId): FakeMarket[] {
+  if (exchange !== 'okx') return DEFAULT_MARKETS;
+  return DEFAULT_MARKETS.map((m) =>
+    m.type === 'swap' ? { ...m, contractSize: m.base === 'BTC' ? '0.01' : '0.1', stepSize: '0.01', minQty: '0.01', maxQty: '100000' } : m,
+  );
+}
+
 export async function startFakeExchange(opts: StartFakeExchangeOptions): Promise<FakeExchange> {
-  const engine = new Engine(opts);
+  const engine = new Engine({
+    markets: defaultMarkets(opts.exchange),
+    unifiedAccount: opts.exchange === 'okx',
+    ...opts,
+  });
   const credentials: Credentials = { ...DEFAULT_CREDENTIALS, ...opts.credentials };
   const ctx: DialectContext = {
     engine,

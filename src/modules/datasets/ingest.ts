@@ -59,6 +59,8 @@ export interface GapReport {
   missingBars: number;
   /** Largest such step in ms (last bar before → first bar after), 0 when there is none. */
   largestMs: number;
+  /** Daily bars only: gaps whose missing days are all Saturdays/Sundays (UTC), i.e. weekend closures of stock data. */
+  weekendOnly: number;
   /** The first 20 gaps: `from` = last bar before the gap, `to` = first bar after (epoch ms). */
   first: Array<{ from: number; to: number }>;
 }
@@ -646,8 +648,17 @@ export function timeframeLabel(ms: number | null): string | null {
   return `${ms}ms`;
 }
 
+/** True when every bar time in [from, to) stepping by tf is a Saturday or Sunday (UTC). */
+function onlyWeekend(from: number, to: number, tf: number): boolean {
+  for (let t = from; t < to; t += tf) {
+    const dow = (((Math.floor(t / DAY) + 4) % 7) + 7) % 7; // 1970-01-01 was a Thursday (4); 0 = Sunday
+    if (dow !== 0 && dow !== 6) return false;
+  }
+  return true;
+}
+
 function gapReport(ts: Float64Array, tf: number | null, monthly: boolean): GapReport {
-  const report: GapReport = { count: 0, missingBars: 0, largestMs: 0, first: [] };
+  const report: GapReport = { count: 0, missingBars: 0, largestMs: 0, weekendOnly: 0, first: [] };
   if (tf === null) return report;
   const unit = monthly ? AVG_MONTH : tf;
   const threshold = 1.5 * tf;
@@ -655,7 +666,9 @@ function gapReport(ts: Float64Array, tf: number | null, monthly: boolean): GapRe
     const d = ts[i] - ts[i - 1];
     if (d < threshold) continue;
     report.count++;
-    report.missingBars += Math.max(0, Math.round(d / unit) - 1);
+    const missing = Math.max(0, Math.round(d / unit) - 1);
+    report.missingBars += missing;
+    if (!monthly && tf === DAY && missing > 0 && missing <= 2 && onlyWeekend(ts[i - 1] + tf, ts[i], tf)) report.weekendOnly++;
     if (d > report.largestMs) report.largestMs = d;
     if (report.first.length < MAX_GAPS_LISTED) report.first.push({ from: ts[i - 1], to: ts[i] });
   }
@@ -737,7 +750,10 @@ export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promis
     warnings.push(`${quality.outOfOrder} row${quality.outOfOrder > 1 ? 's' : ''} out of order (first at line ${quality.firstLines.outOfOrder}); sorted by time`);
   }
   if (gaps.count) {
-    warnings.push(`${gaps.count} gap${gaps.count > 1 ? 's' : ''} with ${gaps.missingBars} missing bar${gaps.missingBars === 1 ? '' : 's'} (largest step ${formatMs(gaps.largestMs)})`);
+    warnings.push(
+      `${gaps.count} gap${gaps.count > 1 ? 's' : ''} with ${gaps.missingBars} missing bar${gaps.missingBars === 1 ? '' : 's'} ` +
+        `(largest step ${formatMs(gaps.largestMs)}${gaps.weekendOnly ? `; ${gaps.weekendOnly} only over weekends` : ''})`,
+    );
   }
   if (quality.priceOutsideRange) {
     warnings.push(`${quality.priceOutsideRange} bar(s) with open/close outside [low, high] (first at line ${quality.firstLines.priceOutsideRange})`);

@@ -310,7 +310,7 @@ describe('parsing details', () => {
     assert.equal(r.quality.nonPositivePrice, 1);
     assert.equal(r.quality.firstLines.nonPositivePrice, 8);
     assert.equal(r.timeframeMs, m);
-    assert.deepEqual(r.quality.gaps, { count: 1, missingBars: 7, largestMs: 8 * m, first: [{ from: base + m * 2, to: base + 10 * m }] });
+    assert.deepEqual(r.quality.gaps, { count: 1, missingBars: 7, largestMs: 8 * m, weekendOnly: 0, first: [{ from: base + m * 2, to: base + 10 * m }] });
     assert.equal(r.warnings.length, 6);
     const { columns } = await readColumns(r.file);
     assert.deepEqual([...new Float64Array(columns.ts)], [base, base + m, base + 2 * m, base + 10 * m, base + 11 * m]);
@@ -324,7 +324,7 @@ interface Expect {
   rows: number;
   sha: string;
   timeframe: string;
-  gaps?: { count: number; missingBars: number; largestMs: number };
+  gaps?: { count: number; missingBars: number; largestMs: number; weekendOnly: number };
   zeroVolume?: number;
 }
 const FILES: Record<string, Expect> = {
@@ -332,23 +332,23 @@ const FILES: Record<string, Expect> = {
   'EURUSD.csv': { rows: 5000, sha: '81e977905a006cc8fbc034ebdb83c999a8ed6ba00191dc7ea5ef5b386fb74a82', timeframe: '1h' },
   'BTCUSD.csv': {
     rows: 156, sha: 'ff253d97891080e5226f99d8a8f334621cecf33c5e1d8e5278cb5728024552d9', timeframe: '1M',
-    gaps: { count: 0, missingBars: 0, largestMs: 0 },
+    gaps: { count: 0, missingBars: 0, largestMs: 0, weekendOnly: 0 },
   },
   'binance-BTC_USDT-5m.csv': {
     rows: 65741, sha: '33f34b6a240b274c4ea3c9a44a4955498ea661685fb3178d14a03af5ec4c5348', timeframe: '5m',
-    gaps: { count: 6, missingBars: 177, largestMs: 285 * 60_000 }, zeroVolume: 28,
+    gaps: { count: 6, missingBars: 177, largestMs: 285 * 60_000, weekendOnly: 0 }, zeroVolume: 28,
   },
   'binance-ETH_USDT-5m.csv': {
     rows: 65742, sha: 'a7d8d34db164977224edca4d8b1613c46c125fe916edb8e577b6b927b4c85315', timeframe: '5m',
-    gaps: { count: 6, missingBars: 177, largestMs: 285 * 60_000 }, zeroVolume: 28,
+    gaps: { count: 6, missingBars: 177, largestMs: 285 * 60_000, weekendOnly: 0 }, zeroVolume: 28,
   },
   'binance-BTC_USDT-1h.csv': {
     rows: 5482, sha: '08f8306f0d4b04d4c9ad798838a6decd3a7d9787ccbcb34488ac7fc1626efd56', timeframe: '1h',
-    gaps: { count: 6, missingBars: 11, largestMs: 240 * 60_000 }, zeroVolume: 2,
+    gaps: { count: 6, missingBars: 11, largestMs: 240 * 60_000, weekendOnly: 0 }, zeroVolume: 2,
   },
   'binance-BTC_USDT-1m.csv': {
     rows: 43080, sha: 'a544cc3b3cba1ae5a97e760de0fd75771386dab40dd043756ef2626ea64cb2d6', timeframe: '1m',
-    gaps: { count: 1, missingBars: 120, largestMs: 121 * 60_000 }, zeroVolume: 0,
+    gaps: { count: 1, missingBars: 120, largestMs: 121 * 60_000, weekendOnly: 0 }, zeroVolume: 0,
   },
 };
 
@@ -404,7 +404,17 @@ describe('real data from /work/shared/data (SOURCES.md figures)', () => {
     assert.equal(r.timeframeMs, 86_400_000);
     const ts = new Float64Array((await readColumns(r.file)).columns.ts);
     assert.ok(ts.every((x) => new Date(x).getUTCDay() % 6 !== 0));
-    assert.ok(r.quality.gaps.count > 0, 'weekends show up as gaps');
+    // independent count: steps of exactly Fri -> Mon are the weekend-only gaps; every other step > 1 day is a holiday
+    let weekend = 0;
+    let other = 0;
+    for (let i = 1; i < ts.length; i++) {
+      const d = ts[i] - ts[i - 1];
+      if (d === 3 * 86_400_000 && new Date(ts[i - 1]).getUTCDay() === 5) weekend++;
+      else if (d > 86_400_000) other++;
+    }
+    assert.ok(weekend > 300);
+    assert.equal(r.quality.gaps.weekendOnly, weekend);
+    assert.equal(r.quality.gaps.count, weekend + other);
     assert.ok(r.quality.gaps.largestMs <= 5 * 86_400_000);
   });
 });

@@ -83,9 +83,9 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
 /** Float64Array views over the shared buffers (no copy). */
 export function wrapColumns(c: SharedColumns): Columns & { ts: Float64Array } {
   const view = (name: keyof SharedColumns) => {
-    const buf = c?.[name];
+    const buf: unknown = c?.[name];
     if (!(buf instanceof SharedArrayBuffer) && !(buf instanceof ArrayBuffer)) throw new TypeError(`columns.${name} must be a SharedArrayBuffer`);
-    return new Float64Array(buf);
+    return new Float64Array(buf as ArrayBufferLike);
   };
   const cols = { ts: view('ts'), open: view('open'), high: view('high'), low: view('low'), close: view('close'), volume: view('volume') };
   const n = cols.ts.length;

@@ -114,11 +114,20 @@ export function resolveAction(position: number, signals: number): Action {
   return le && !se ? REVERSE_TO_LONG : (signals & SHORT_EXIT) !== 0 ? CLOSE : NONE;
 }
 
-type Node = () => void;
-type Cond = () => boolean;
-/** Closures are built once every slot is known, over the final `cur` (this bar) and `prev` (previous bar) arrays. */
-type NodeFactory = (cur: Float64Array) => Node;
-type CondFactory = (cur: Float64Array, prev: Float64Array) => Cond;
+/**
+ * Compiled form. Every value the strategy uses lives in a numbered slot; a slot is a column holding one block of
+ * consecutive bars (`S[slot][k]` = value on the k-th bar of the block). Slots 0-4 are the candle fields.
+ * Nodes (indicators, lags) fill their output columns for a block in dependency order; conditions turn columns into
+ * 0/1 masks. Array mode runs blocks of up to BLOCK bars, onCandle runs blocks of one bar: same code, same numbers.
+ */
+type Slots = Float64Array[];
+type Node = (S: Slots, len: number) => void;
+type CondRun = (S: Slots, len: number) => Uint8Array;
+/** Builds a condition once every slot is known; `last` holds each slot's value on the bar before the block. */
+type CondFactory = (last: Float64Array) => CondRun;
+
+/** Bars per block in array mode. */
+const BLOCK = 1024;
 
 const PRICE_SLOT = { open: 0, high: 1, low: 2, close: 3, volume: 4 } as const;
 
@@ -144,13 +153,15 @@ export class StrategyError extends Error {
 function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
   const slotInit: number[] = [NaN, NaN, NaN, NaN, NaN];
   const newSlot = (init = NaN) => slotInit.push(init) - 1;
-  const nodes: NodeFactory[] = [];
+  const nodes: Node[] = [];
   const num = (n: NumberOrParam) => numberOf(n, params);
 
   const defs = doc.indicators ?? {};
   const outSlots = new Map<string, Record<string, number>>();
   const constSlots = new Map<number, number>();
   const lagSlots = new Map<string, number>();
+  /** Slots whose previous-bar value is needed (operands of crosses). */
+  const crossSlots = new Set<number>();
 
   const constant = (v: number) => {
     let s = constSlots.get(v);
@@ -162,19 +173,17 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
     const key = `${slot}@${bars}`;
     let s = lagSlots.get(key);
     if (s === undefined) {
-      const out = (s = newSlot());
+      s = newSlot();
       const lag = new Lag(bars);
-      nodes.push((cur) => () => {
-        cur[out] = lag.update(cur[slot]);
-      });
+      const out = s;
+      nodes.push((S, len) => lag.block(S[slot], S[out], len));
       lagSlots.set(key, s);
     }
     return s;
   };
   const indicatorSlot = (name: string, output?: string): number => {
-    const def = defs[name];
     const outs = ensureIndicator(name);
-    return outs[output ?? DEFAULT_OUTPUT[def.type]];
+    return outs[output ?? DEFAULT_OUTPUT[defs[name].type]];
   };
   const sourceSlot = (src: Source | undefined, fallback: keyof typeof PRICE_SLOT): number => {
     if (src === undefined) return PRICE_SLOT[fallback];
@@ -188,7 +197,8 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
     const existing = outSlots.get(name);
     if (existing) return existing;
     const def: IndicatorDef = defs[name];
-    if (sourceIndicator(def) !== undefined) ensureIndicator(sourceIndicator(def)!);
+    const dep = sourceIndicator(def);
+    if (dep !== undefined) ensureIndicator(dep);
     const outs = buildIndicator(def);
     outSlots.set(name, outs);
     return outs;
@@ -212,17 +222,13 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
           : def.type === 'roc' ? new Roc(p)
           : def.type === 'highest' ? new Highest(p)
           : new Lowest(p);
-        nodes.push((cur) => () => {
-          cur[out] = ind.update(cur[src]);
-        });
+        nodes.push((S, len) => ind.block(S[src], S[out], len));
         return { value: out };
       }
       case 'atr': {
         const ind = new Atr(num(def.period));
         const out = newSlot();
-        nodes.push((cur) => () => {
-          cur[out] = ind.update(cur[1], cur[2], cur[3]);
-        });
+        nodes.push((S, len) => ind.block(S[1], S[2], S[3], S[out], len));
         return { value: out };
       }
       case 'macd': {
@@ -231,10 +237,14 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const line = newSlot();
         const signal = newSlot();
         const hist = newSlot();
-        nodes.push((cur) => () => {
-          cur[line] = ind.update(cur[src]);
-          cur[signal] = ind.signal;
-          cur[hist] = ind.hist;
+        nodes.push((S, len) => {
+          const a = S[src];
+          const [l, s, h] = [S[line], S[signal], S[hist]];
+          for (let k = 0; k < len; k++) {
+            l[k] = ind.update(a[k]);
+            s[k] = ind.signal;
+            h[k] = ind.hist;
+          }
         });
         return { line, signal, hist };
       }
@@ -244,11 +254,15 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const upper = newSlot();
         const middle = newSlot();
         const lower = newSlot();
-        nodes.push((cur) => () => {
-          const m = ind.update(cur[src]);
-          cur[middle] = m;
-          cur[upper] = m === m ? ind.upper : NaN;
-          cur[lower] = m === m ? ind.lower : NaN;
+        nodes.push((S, len) => {
+          const a = S[src];
+          const [u, m, l] = [S[upper], S[middle], S[lower]];
+          for (let k = 0; k < len; k++) {
+            const mid = ind.update(a[k]);
+            m[k] = mid;
+            u[k] = mid === mid ? ind.upper : NaN;
+            l[k] = mid === mid ? ind.lower : NaN;
+          }
         });
         return { upper, middle, lower };
       }
@@ -268,72 +282,82 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
       case 'or': {
         const parts = cond.conditions.map(compileCondition);
         const isAnd = cond.op === 'and';
-        return (cur, prev) => {
-          const fs = parts.map((f) => f(cur, prev));
-          if (fs.length === 1) return fs[0];
-          if (fs.length === 2) {
-            const [a, b] = fs;
-            return isAnd ? () => a() && b() : () => a() || b();
-          }
-          return isAnd ? () => fs.every((f) => f()) : () => fs.some((f) => f());
+        return (last) => {
+          const runs = parts.map((f) => f(last));
+          if (runs.length === 1) return runs[0];
+          const m = new Uint8Array(BLOCK);
+          return (S, len) => {
+            m.set(runs[0](S, len).subarray(0, len));
+            for (let j = 1; j < runs.length; j++) {
+              const mj = runs[j](S, len);
+              if (isAnd) for (let k = 0; k < len; k++) m[k] &= mj[k];
+              else for (let k = 0; k < len; k++) m[k] |= mj[k];
+            }
+            return m;
+          };
         };
       }
       case 'not': {
         const inner = compileCondition(cond.condition);
-        return (cur, prev) => {
-          const f = inner(cur, prev);
-          return () => !f();
+        return (last) => {
+          const run = inner(last);
+          const m = new Uint8Array(BLOCK);
+          return (S, len) => {
+            const mi = run(S, len);
+            for (let k = 0; k < len; k++) m[k] = mi[k] ^ 1;
+            return m;
+          };
         };
       }
       default: {
         const op = cond.op;
         const a = operandSlot(cond.left);
         const b = operandSlot(cond.right);
-        return (cur, prev) => compareCond(op, a, b, cur, prev);
+        if (op === 'crossesAbove' || op === 'crossesBelow') crossSlots.add(a).add(b);
+        return (last) => compareCond(op, a, b, last);
       }
     }
   }
 
   const rules = doc.rules;
-  const longEntryF = rules.long ? compileCondition(rules.long.entry) : undefined;
-  const longExitF = rules.long?.exit ? compileCondition(rules.long.exit) : undefined;
-  const shortEntryF = rules.short ? compileCondition(rules.short.entry) : undefined;
-  const shortExitF = rules.short?.exit ? compileCondition(rules.short.exit) : undefined;
+  const condFactories = [rules.long?.entry, rules.long?.exit, rules.short?.entry, rules.short?.exit].map((c) =>
+    c === undefined ? undefined : compileCondition(c),
+  );
 
   const atrSlot = (lvl: Level | undefined) => (lvl?.type === 'atr' ? indicatorSlot(lvl.indicator) : -1);
   const stopSlot = atrSlot(doc.risk?.stopLoss);
   const targetSlot = atrSlot(doc.risk?.takeProfit);
   const trailSlot = atrSlot(doc.risk?.trailingStop);
 
-  const cur = Float64Array.from(slotInit);
-  const prev = Float64Array.from(slotInit);
-  const steps: Node[] = nodes.map((f) => f(cur));
-  const nNodes = steps.length;
-  const longEntry = longEntryF?.(cur, prev);
-  const longExit = longExitF?.(cur, prev);
-  const shortEntry = shortEntryF?.(cur, prev);
-  const shortExit = shortExitF?.(cur, prev);
+  // All slots are known now: allocate the columns.
+  const nSlots = slotInit.length;
+  const S: Slots = slotInit.map((init) => new Float64Array(BLOCK).fill(init));
+  /** Candle columns used by onCandle (array mode points slots 0-4 at the caller's columns instead). */
+  const own = S.slice(0, 5);
+  const last = Float64Array.from(slotInit);
+  const keep = Int32Array.from(crossSlots);
+  const [longEntry, longExit, shortEntry, shortExit] = condFactories.map((f) => f?.(last));
+  const nNodes = nodes.length;
+  const zeros = new Uint8Array(BLOCK);
   let bars = 0;
 
-  /** The compiled per-candle step: update every node in dependency order, evaluate the rules. */
-  function step(o: number, h: number, l: number, c: number, v: number): number {
-    cur[0] = o;
-    cur[1] = h;
-    cur[2] = l;
-    cur[3] = c;
-    cur[4] = v;
-    for (let k = 0; k < nNodes; k++) steps[k]();
-    let s = 0;
-    if (longEntry !== undefined && longEntry()) s |= LONG_ENTRY;
-    if (longExit !== undefined && longExit()) s |= LONG_EXIT;
-    if (shortEntry !== undefined && shortEntry()) s |= SHORT_ENTRY;
-    if (shortExit !== undefined && shortExit()) s |= SHORT_EXIT;
-    prev.set(cur);
-    bars++;
-    return s;
+  /**
+   * The compiled step: run `len` bars whose candle fields are in S[0..4], writing the signal bits of bar k to
+   * sig[at + k]. Nodes run in dependency order, then the four rules.
+   */
+  function runBlock(len: number, sig: Uint8Array, at: number): void {
+    for (let n = 0; n < nNodes; n++) nodes[n](S, len);
+    const le = longEntry ? longEntry(S, len) : zeros;
+    const lx = longExit ? longExit(S, len) : zeros;
+    const se = shortEntry ? shortEntry(S, len) : zeros;
+    const sx = shortExit ? shortExit(S, len) : zeros;
+    for (let k = 0; k < len; k++) sig[at + k] = le[k] | (lx[k] << 1) | (se[k] << 2) | (sx[k] << 3);
+    for (let k = 0; k < keep.length; k++) last[keep[k]] = S[keep[k]][len - 1];
+    bars += len;
   }
 
-  const slotValue = (slot: number) => (slot < 0 ? NaN : cur[slot]);
+  const one = new Uint8Array(1);
+  const slotValue = (slot: number) => (slot < 0 ? NaN : S[slot][0]);
 
   return {
     doc,
@@ -344,7 +368,14 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
     },
     onCandle(candle: Candle): Decision {
       const bar = bars;
-      const s = step(candle.open, candle.high, candle.low, candle.close, candle.volume);
+      for (let f = 0; f < 5; f++) S[f] = own[f];
+      own[0][0] = candle.open;
+      own[1][0] = candle.high;
+      own[2][0] = candle.low;
+      own[3][0] = candle.close;
+      own[4][0] = candle.volume;
+      runBlock(1, one, 0);
+      const s = one[0];
       return {
         bar,
         signals: s,
@@ -358,40 +389,92 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
       };
     },
     runInto(cols: Columns, from: number, to: number, out: DecisionArrays, offset = 0): void {
-      const { open, high, low, close, volume } = cols;
-      const sig = out.signals;
-      const anyAtr = stopSlot >= 0 || targetSlot >= 0 || trailSlot >= 0;
-      for (let i = from, j = offset; i < to; i++, j++) {
-        sig[j] = step(open[i], high[i], low[i], close[i], volume[i]);
-        if (anyAtr) {
-          if (out.stopAtr) out.stopAtr[j] = slotValue(stopSlot);
-          if (out.targetAtr) out.targetAtr[j] = slotValue(targetSlot);
-          if (out.trailAtr) out.trailAtr[j] = slotValue(trailSlot);
-        }
+      const fields = [cols.open, cols.high, cols.low, cols.close, cols.volume];
+      for (let i = from; i < to; i += BLOCK) {
+        const len = Math.min(BLOCK, to - i);
+        for (let f = 0; f < 5; f++) S[f] = fields[f].subarray(i, i + len);
+        const at = offset + (i - from);
+        runBlock(len, out.signals, at);
+        if (out.stopAtr && stopSlot >= 0) out.stopAtr.set(S[stopSlot].subarray(0, len), at);
+        if (out.targetAtr && targetSlot >= 0) out.targetAtr.set(S[targetSlot].subarray(0, len), at);
+        if (out.trailAtr && trailSlot >= 0) out.trailAtr.set(S[trailSlot].subarray(0, len), at);
       }
+      void nSlots;
     },
   };
 }
 
 /**
- * A comparison between two slots. Comparisons with NaN are false (JavaScript semantics), so nothing fires while
- * an operand is warming up. crossesAbove: prev left <= prev right and left > right (both bars defined).
+ * A comparison of two slots into a 0/1 mask. Comparisons with NaN are false (IEEE semantics), so nothing fires
+ * while an operand is warming up. crossesAbove: left <= right on the previous bar and left > right on this one.
  */
-function compareCond(op: CompareOp, a: number, b: number, cur: Float64Array, prev: Float64Array): Cond {
+function compareCond(op: CompareOp, a: number, b: number, last: Float64Array): CondRun {
+  const m = new Uint8Array(BLOCK);
   switch (op) {
     case 'gt':
-      return () => cur[a] > cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        for (let k = 0; k < len; k++) m[k] = A[k] > B[k] ? 1 : 0;
+        return m;
+      };
     case 'gte':
-      return () => cur[a] >= cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        for (let k = 0; k < len; k++) m[k] = A[k] >= B[k] ? 1 : 0;
+        return m;
+      };
     case 'lt':
-      return () => cur[a] < cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        for (let k = 0; k < len; k++) m[k] = A[k] < B[k] ? 1 : 0;
+        return m;
+      };
     case 'lte':
-      return () => cur[a] <= cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        for (let k = 0; k < len; k++) m[k] = A[k] <= B[k] ? 1 : 0;
+        return m;
+      };
     case 'eq':
-      return () => cur[a] === cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        for (let k = 0; k < len; k++) m[k] = A[k] === B[k] ? 1 : 0;
+        return m;
+      };
     case 'crossesAbove':
-      return () => prev[a] <= prev[b] && cur[a] > cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        let pa = last[a];
+        let pb = last[b];
+        for (let k = 0; k < len; k++) {
+          const x = A[k];
+          const y = B[k];
+          m[k] = pa <= pb && x > y ? 1 : 0;
+          pa = x;
+          pb = y;
+        }
+        return m;
+      };
     case 'crossesBelow':
-      return () => prev[a] >= prev[b] && cur[a] < cur[b];
+      return (S, len) => {
+        const A = S[a];
+        const B = S[b];
+        let pa = last[a];
+        let pb = last[b];
+        for (let k = 0; k < len; k++) {
+          const x = A[k];
+          const y = B[k];
+          m[k] = pa >= pb && x < y ? 1 : 0;
+          pa = x;
+          pb = y;
+        }
+        return m;
+      };
   }
 }

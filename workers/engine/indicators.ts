@@ -5,6 +5,9 @@
  * value, `NaN` while it is warming up. A `NaN` input is ignored (the output is `NaN` and the state does not move),
  * so chained indicators (an SMA of an RSI) simply start once their input is defined.
  *
+ * `block(src, out, len)` does the same for `len` consecutive inputs (the evaluator's array mode); for each
+ * indicator `update` and `block` share one code path, so both give bit-identical values.
+ *
  * Conventions follow TA-Lib: EMA seeded with the SMA of its first `period` inputs; RSI and ATR use Wilder
  * smoothing seeded with a plain average; Bollinger bands use the population standard deviation.
  */
@@ -34,20 +37,46 @@ export class Ring {
   }
 }
 
-/** Simple moving average over the last `period` inputs (running sum). */
+/** Scratch buffers of the scalar `update` wrappers around `block`. */
+const IN1 = new Float64Array(1);
+const OUT1 = new Float64Array(1);
+
+/** Simple moving average over the last `period` inputs (running sum over a ring buffer). */
 export class Sma {
-  private readonly ring: Ring;
+  private readonly buf: Float64Array;
+  private pos = 0;
+  private count = 0;
   private sum = 0;
-  value = NaN;
   constructor(readonly period: number) {
-    this.ring = new Ring(period);
+    this.buf = new Float64Array(period);
   }
   update(x: number): number {
-    if (x !== x) return NaN;
-    const old = this.ring.push(x);
-    this.sum += x;
-    if (old === old) this.sum -= old;
-    return (this.value = this.ring.count === this.period ? this.sum / this.period : NaN);
+    IN1[0] = x;
+    this.block(IN1, OUT1, 1);
+    return OUT1[0];
+  }
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    const p = this.period;
+    const buf = this.buf;
+    let pos = this.pos;
+    let count = this.count;
+    let sum = this.sum;
+    for (let k = 0; k < len; k++) {
+      const x = src[k];
+      if (x !== x) {
+        out[k] = NaN;
+        continue;
+      }
+      if (count === p) sum -= buf[pos];
+      else count++;
+      buf[pos] = x;
+      sum += x;
+      pos = pos + 1 === p ? 0 : pos + 1;
+      out[k] = count === p ? sum / p : NaN;
+    }
+    this.pos = pos;
+    this.count = count;
+    this.sum = sum;
   }
 }
 
@@ -56,19 +85,33 @@ export class Ema {
   private readonly alpha: number;
   private n = 0;
   private seed = 0;
-  value = NaN;
+  private value = NaN;
   constructor(readonly period: number) {
     this.alpha = 2 / (period + 1);
   }
   update(x: number): number {
-    if (x !== x) return NaN;
-    if (this.n < this.period) {
-      this.seed += x;
-      this.n++;
-      if (this.n === this.period) this.value = this.seed / this.period;
-      return this.value;
+    IN1[0] = x;
+    this.block(IN1, OUT1, 1);
+    return OUT1[0];
+  }
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    const p = this.period;
+    const alpha = this.alpha;
+    let value = this.value;
+    for (let k = 0; k < len; k++) {
+      const x = src[k];
+      if (x !== x) {
+        out[k] = NaN;
+        continue;
+      }
+      if (this.n < p) {
+        this.seed += x;
+        this.n++;
+        if (this.n === p) value = this.seed / p;
+      } else value = value + alpha * (x - value);
+      out[k] = value;
     }
-    return (this.value = this.value + this.alpha * (x - this.value));
+    this.value = value;
   }
 }
 
@@ -77,6 +120,11 @@ export class Ema {
  * loss are the plain means of those changes, then `avg = (avg * (period - 1) + x) / period`.
  * RSI = 100 * avgGain / (avgGain + avgLoss); a perfectly flat window (both zero) gives 50.
  */
+/** `block` for indicators whose per-input work dominates the loop overhead: out[k] = update(src[k]). */
+function blockOf(ind: { update(x: number): number }, src: Float64Array, out: Float64Array, len: number): void {
+  for (let k = 0; k < len; k++) out[k] = ind.update(src[k]);
+}
+
 export class Rsi {
   private prev = NaN;
   private n = 0;
@@ -84,6 +132,9 @@ export class Rsi {
   private loss = 0;
   value = NaN;
   constructor(readonly period: number) {}
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    blockOf(this, src, out, len);
+  }
   update(x: number): number {
     if (x !== x) return NaN;
     const prev = this.prev;
@@ -116,6 +167,9 @@ export class Roc {
   constructor(readonly period: number) {
     this.ring = new Ring(period + 1);
   }
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    blockOf(this, src, out, len);
+  }
   update(x: number): number {
     if (x !== x) return NaN;
     this.ring.push(x);
@@ -135,6 +189,9 @@ export class Atr {
   private sum = 0;
   value = NaN;
   constructor(readonly period: number) {}
+  block(high: Float64Array, low: Float64Array, close: Float64Array, out: Float64Array, len: number): void {
+    for (let k = 0; k < len; k++) out[k] = this.update(high[k], low[k], close[k]);
+  }
   update(high: number, low: number, close: number): number {
     const pc = this.prevClose;
     this.prevClose = close;
@@ -169,6 +226,9 @@ export class Extreme {
   ) {
     this.idx = new Int32Array(period);
     this.val = new Float64Array(period);
+  }
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    blockOf(this, src, out, len);
   }
   update(x: number): number {
     if (x !== x) return NaN;
@@ -276,6 +336,9 @@ export class Lag {
   private readonly ring: Ring;
   constructor(readonly bars: number) {
     this.ring = new Ring(bars + 1);
+  }
+  block(src: Float64Array, out: Float64Array, len: number): void {
+    blockOf(this, src, out, len);
   }
   update(x: number): number {
     this.ring.push(x);

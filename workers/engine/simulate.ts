@@ -73,6 +73,82 @@ export interface Trade {
   exitReason: ExitReason;
 }
 
+const EXIT_REASONS: readonly ExitReason[] = ['signal', 'reverse', 'stopLoss', 'takeProfit', 'trailingStop', 'end'];
+
+/**
+ * Closed trades stored column-wise in growable typed arrays (no per-trade object or boxed number while the
+ * simulation runs); `toArray()` materialises `Trade` objects.
+ */
+export class TradeLog {
+  length = 0;
+  private cap = 0;
+  private side = new Int8Array(0);
+  private reason = new Uint8Array(0);
+  private num = new Float64Array(0); // 10 numbers per trade, see `push`
+
+  constructor(private readonly ts?: Float64Array) {}
+
+  push(dir: number, entryBar: number, exitBar: number, entryPrice: number, exitPrice: number, size: number, pnl: number, fees: number, reason: ExitReason): void {
+    if (this.length === this.cap) this.grow();
+    const i = this.length++;
+    this.side[i] = dir;
+    this.reason[i] = EXIT_REASONS.indexOf(reason);
+    const o = i * 7;
+    const n = this.num;
+    n[o] = entryBar;
+    n[o + 1] = exitBar;
+    n[o + 2] = entryPrice;
+    n[o + 3] = exitPrice;
+    n[o + 4] = size;
+    n[o + 5] = pnl;
+    n[o + 6] = fees;
+  }
+
+  private grow(): void {
+    const cap = Math.max(64, this.cap * 2);
+    const side = new Int8Array(cap);
+    side.set(this.side);
+    const reason = new Uint8Array(cap);
+    reason.set(this.reason);
+    const num = new Float64Array(cap * 7);
+    num.set(this.num);
+    this.side = side;
+    this.reason = reason;
+    this.num = num;
+    this.cap = cap;
+  }
+
+  get(i: number): Trade {
+    const n = this.num;
+    const o = i * 7;
+    const entryBar = n[o];
+    const exitBar = n[o + 1];
+    const entryPrice = n[o + 2];
+    const size = n[o + 4];
+    const pnl = n[o + 5];
+    return {
+      side: this.side[i] > 0 ? 'long' : 'short',
+      entryBar,
+      exitBar,
+      entryTime: this.ts ? this.ts[entryBar] : entryBar,
+      exitTime: this.ts ? this.ts[exitBar] : exitBar,
+      entryPrice,
+      exitPrice: n[o + 3],
+      size,
+      pnl,
+      pnlPct: (100 * pnl) / (size * entryPrice),
+      fees: n[o + 6],
+      exitReason: EXIT_REASONS[this.reason[i]],
+    };
+  }
+
+  toArray(): Trade[] {
+    const out: Trade[] = new Array(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = this.get(i);
+    return out;
+  }
+}
+
 /** A stop/target distance rule with resolved numbers. */
 export type ResolvedLevel = { kind: 'percent'; percent: number } | { kind: 'atr'; multiple: number };
 export type ResolvedSizing = { kind: 'fraction'; fraction: number } | { kind: 'quote'; amount: number };
@@ -101,7 +177,9 @@ export interface OpenPosition {
 }
 
 export interface SimResult {
-  trades: Trade[];
+  /** Closed trades (materialised from `tradeLog` on first access). */
+  readonly trades: Trade[];
+  tradeLog: TradeLog;
   /** equity[k] = equity at the close of bar from + k. */
   equity: Float64Array;
   feesPaid: number;
@@ -135,171 +213,207 @@ export function roundLot(size: number, step: number): number {
   return k > 0 ? k * step : 0;
 }
 
-export function simulate(input: SimInput): SimResult {
-  const { cols, from, to, decisions, sizing, risk, settings } = input;
-  const { open, high, low, close } = cols;
-  const ts = cols.ts;
-  const fee = settings.feeBps / 10_000;
-  const slip = settings.slippageBps / 10_000;
-  const nextOpen = settings.fill !== 'close';
-  const signals = decisions.signals;
-  const n = Math.max(0, to - from);
-  const equity = new Float64Array(n);
-  const trades: Trade[] = [];
+/**
+ * Cash and the single open position. Fields rather than closure variables so that V8 keeps the doubles in place.
+ */
+class Broker {
+  cash: number;
+  feesPaid = 0;
+  orders = 0;
+  readonly trades: TradeLog;
+  /** 1 long, -1 short, 0 flat. */
+  dir = 0;
+  size = 0;
+  entryPrice = 0;
+  entryBar = 0;
+  entryFee = 0;
+  /** Fixed stop-loss and take-profit prices (NaN = none). */
+  stopLevel = NaN;
+  targetLevel = NaN;
+  /** Trailing distance: absolute (ATR based) or a fraction of the best price (NaN = none). */
+  trailDist = NaN;
+  trailPct = NaN;
+  /** Best price since entry (high for a long, low for a short) up to the previous bar. */
+  best = NaN;
+  private readonly fee: number;
+  private readonly slip: number;
 
-  let cash = settings.initialCash;
-  let feesPaid = 0;
-  let orders = 0;
-  // Position state
-  let dir = 0; // 1 long, -1 short, 0 flat
-  let size = 0;
-  let entryPrice = 0;
-  let entryBar = 0;
-  let entryFee = 0;
-  let stopLevel = NaN; // fixed stop-loss price
-  let targetLevel = NaN; // take-profit price
-  let trailDist = NaN; // absolute trailing distance (ATR) ...
-  let trailPct = NaN; // ... or fraction of the best price
-  let best = NaN; // best price since entry (high for long, low for short), up to the previous bar
+  constructor(
+    private readonly input: SimInput,
+    readonly hasLevels: boolean,
+  ) {
+    this.cash = input.settings.initialCash;
+    this.trades = new TradeLog(input.cols.ts);
+    this.fee = input.settings.feeBps / 10_000;
+    this.slip = input.settings.slippageBps / 10_000;
+  }
 
-  const timeOf = (bar: number) => (ts ? ts[bar] : bar);
-
-  function openPos(d: number, raw: number, bar: number, k: number): void {
-    const price = d > 0 ? raw * (1 + slip) : raw * (1 - slip);
-    if (!(cash > 0) || !(price > 0)) return;
-    const maxNotional = cash / (1 + fee);
+  /** Open a position of direction d at raw price `raw` in bar `bar`, sized from cash; decision index k. */
+  open(d: number, raw: number, bar: number, k: number): void {
+    const { sizing, risk, decisions, settings } = this.input;
+    const fee = this.fee;
+    const price = d > 0 ? raw * (1 + this.slip) : raw * (1 - this.slip);
+    if (!(this.cash > 0) || !(price > 0)) return;
+    const maxNotional = this.cash / (1 + fee);
     const notional = sizing.kind === 'fraction' ? sizing.fraction * maxNotional : Math.min(sizing.amount, maxNotional);
     const q = roundLot(notional / price, settings.lotStep);
     if (!(q > 0)) return;
     const f = q * price * fee;
-    cash += d > 0 ? -(q * price) - f : q * price - f;
-    feesPaid += f;
-    dir = d;
-    size = q;
-    entryPrice = price;
-    entryBar = bar;
-    entryFee = f;
-    best = price;
-    stopLevel = levelPrice(risk.stopLoss, -d, decisions.stopAtr, k);
-    targetLevel = levelPrice(risk.takeProfit, d, decisions.targetAtr, k);
+    this.cash += d > 0 ? -(q * price) - f : q * price - f;
+    this.feesPaid += f;
+    this.dir = d;
+    this.size = q;
+    this.entryPrice = price;
+    this.entryBar = bar;
+    this.entryFee = f;
+    this.best = price;
+    if (!this.hasLevels) return;
+    this.stopLevel = this.levelPrice(risk.stopLoss, -d, decisions.stopAtr, k);
+    this.targetLevel = this.levelPrice(risk.takeProfit, d, decisions.targetAtr, k);
     const tr = risk.trailingStop;
-    trailPct = tr?.kind === 'percent' ? tr.percent / 100 : NaN;
-    trailDist = tr?.kind === 'atr' && decisions.trailAtr ? tr.multiple * decisions.trailAtr[k] : NaN;
+    this.trailPct = tr?.kind === 'percent' ? tr.percent / 100 : NaN;
+    this.trailDist = tr?.kind === 'atr' && decisions.trailAtr ? tr.multiple * decisions.trailAtr[k] : NaN;
   }
 
   /** Price of a stop (towards = -dir) or target (towards = dir) level away from the entry price. */
-  function levelPrice(l: ResolvedLevel | undefined, towards: number, atr: Float64Array | undefined, k: number): number {
+  private levelPrice(l: ResolvedLevel | undefined, towards: number, atr: Float64Array | undefined, k: number): number {
     if (!l) return NaN;
-    const dist = l.kind === 'percent' ? (entryPrice * l.percent) / 100 : atr ? l.multiple * atr[k] : NaN;
-    return entryPrice + towards * dist; // NaN when the ATR is still warming up: no level
+    const dist = l.kind === 'percent' ? (this.entryPrice * l.percent) / 100 : atr ? l.multiple * atr[k] : NaN;
+    return this.entryPrice + towards * dist; // NaN while the ATR is warming up: no level
   }
 
-  function closePos(raw: number, bar: number, reason: ExitReason): void {
-    const price = dir > 0 ? raw * (1 - slip) : raw * (1 + slip);
-    const f = size * price * fee;
-    cash += dir > 0 ? size * price - f : -(size * price) - f;
-    feesPaid += f;
-    const pnl = dir * (price - entryPrice) * size - entryFee - f;
-    trades.push({
-      side: dir > 0 ? 'long' : 'short',
-      entryBar,
-      exitBar: bar,
-      entryTime: timeOf(entryBar),
-      exitTime: timeOf(bar),
-      entryPrice,
-      exitPrice: price,
-      size,
-      pnl,
-      pnlPct: (100 * pnl) / (size * entryPrice),
-      fees: entryFee + f,
-      exitReason: reason,
-    });
-    dir = 0;
-    size = 0;
+  /** Close the open position at raw price `raw` in bar `bar`. */
+  close(raw: number, bar: number, reason: ExitReason): void {
+    const { dir, size, entryPrice } = this;
+    const price = dir > 0 ? raw * (1 - this.slip) : raw * (1 + this.slip);
+    const f = size * price * this.fee;
+    this.cash += dir > 0 ? size * price - f : -(size * price) - f;
+    this.feesPaid += f;
+    const pnl = dir * (price - entryPrice) * size - this.entryFee - f;
+    this.trades.push(dir, this.entryBar, bar, entryPrice, price, size, pnl, this.entryFee + f, reason);
+    this.dir = 0;
+    this.size = 0;
   }
 
-  /** Execute a resolved action at raw price `raw` in bar `bar` (decision index `k`). */
-  function execute(action: Action, raw: number, bar: number, k: number, exitsOnly: boolean): void {
+  /** Execute a resolved action at raw price `raw` in bar `bar` (decision index `k`); entries skipped if exitsOnly. */
+  execute(action: Action, raw: number, bar: number, k: number, exitsOnly: boolean): void {
     if (action === NONE) return;
+    this.orders++;
     if (action === CLOSE || action === REVERSE_TO_LONG || action === REVERSE_TO_SHORT) {
-      if (dir !== 0) closePos(raw, bar, action === CLOSE ? 'signal' : 'reverse');
+      if (this.dir !== 0) this.close(raw, bar, action === CLOSE ? 'signal' : 'reverse');
     }
-    orders++;
     if (exitsOnly) return;
-    if (action === OPEN_LONG || action === REVERSE_TO_LONG) openPos(1, raw, bar, k);
-    else if (action === OPEN_SHORT || action === REVERSE_TO_SHORT) openPos(-1, raw, bar, k);
+    if (action === OPEN_LONG || action === REVERSE_TO_LONG) this.open(1, raw, bar, k);
+    else if (action === OPEN_SHORT || action === REVERSE_TO_SHORT) this.open(-1, raw, bar, k);
   }
 
   /** Current trailing stop price (NaN if none). */
-  function trailLevel(): number {
-    if (trailPct === trailPct) return dir > 0 ? best * (1 - trailPct) : best * (1 + trailPct);
-    if (trailDist === trailDist) return best - dir * trailDist;
+  private trailLevel(): number {
+    if (this.trailPct === this.trailPct) return this.dir > 0 ? this.best * (1 - this.trailPct) : this.best * (1 + this.trailPct);
+    if (this.trailDist === this.trailDist) return this.best - this.dir * this.trailDist;
     return NaN;
   }
 
-  /** Check stop-loss / trailing stop / take-profit of the open position against bar j. */
-  function checkLevels(j: number): void {
+  /**
+   * Check the stop-loss, trailing stop and take-profit of the open position against bar j: a gap through a level
+   * fills at the open; the stop is assumed hit first when both are inside the bar; then the best price moves.
+   */
+  checkLevels(j: number): void {
+    const { open, high, low } = this.input.cols;
     const o = open[j];
-    const t = trailLevel();
+    const t = this.trailLevel();
+    const dir = this.dir;
     // Effective stop: the tighter of the fixed and trailing stops.
-    let stop = stopLevel;
+    let stop = this.stopLevel;
     let stopReason: ExitReason = 'stopLoss';
     if (t === t && (stop !== stop || (dir > 0 ? t > stop : t < stop))) {
       stop = t;
       stopReason = 'trailingStop';
     }
-    const target = targetLevel;
+    const target = this.targetLevel;
     if (dir > 0) {
-      if (stop === stop && o <= stop) return closePos(o, j, stopReason);
-      if (target === target && o >= target) return closePos(o, j, 'takeProfit');
-      if (stop === stop && low[j] <= stop) return closePos(stop, j, stopReason);
-      if (target === target && high[j] >= target) return closePos(target, j, 'takeProfit');
-      if (high[j] > best) best = high[j];
+      if (stop === stop && o <= stop) return this.close(o, j, stopReason);
+      if (target === target && o >= target) return this.close(o, j, 'takeProfit');
+      if (stop === stop && low[j] <= stop) return this.close(stop, j, stopReason);
+      if (target === target && high[j] >= target) return this.close(target, j, 'takeProfit');
+      if (high[j] > this.best) this.best = high[j];
     } else {
-      if (stop === stop && o >= stop) return closePos(o, j, stopReason);
-      if (target === target && o <= target) return closePos(o, j, 'takeProfit');
-      if (stop === stop && high[j] >= stop) return closePos(stop, j, stopReason);
-      if (target === target && low[j] <= target) return closePos(target, j, 'takeProfit');
-      if (low[j] < best) best = low[j];
+      if (stop === stop && o >= stop) return this.close(o, j, stopReason);
+      if (target === target && o <= target) return this.close(o, j, 'takeProfit');
+      if (stop === stop && high[j] >= stop) return this.close(stop, j, stopReason);
+      if (target === target && low[j] <= target) return this.close(target, j, 'takeProfit');
+      if (low[j] < this.best) this.best = low[j];
     }
   }
+}
+
+export function simulate(input: SimInput): SimResult {
+  const { cols, from, to, decisions, risk, settings } = input;
+  const { open, close } = cols;
+  const nextOpen = settings.fill !== 'close';
+  const closeAtEnd = settings.closeAtEnd;
+  const signals = decisions.signals;
+  const equity = new Float64Array(Math.max(0, to - from));
+  const hasLevels = risk.stopLoss !== undefined || risk.takeProfit !== undefined || risk.trailingStop !== undefined;
+  const b = new Broker(input, hasLevels);
 
   let pending: Action = NONE;
   let pendingK = 0;
   const last = to - 1;
   for (let j = from; j < to; j++) {
+    // Fast path: with no order pending and no stop/target to watch, the bars up to the next signal only mark
+    // the position to market (same arithmetic as step 5 below).
+    if (pending === NONE && (b.dir === 0 || !hasLevels)) {
+      const base = b.cash;
+      const exposure = b.dir * b.size;
+      let jj = j;
+      for (; jj < last && signals[jj - from] === 0; jj++) equity[jj - from] = exposure === 0 ? base : base + exposure * close[jj];
+      if (jj !== j) {
+        j = jj - 1;
+        continue;
+      }
+    }
     const k = j - from;
     const isLast = j === last;
+    // 1. Fill the order decided on the previous close.
     if (pending !== NONE) {
-      execute(pending, open[j], j, pendingK, isLast && settings.closeAtEnd);
+      b.execute(pending, open[j], j, pendingK, isLast && closeAtEnd);
       pending = NONE;
     }
-    if (isLast && settings.closeAtEnd) {
-      if (dir !== 0) closePos(open[j], j, 'end');
-      equity[k] = cash;
+    // 2. End of data.
+    if (isLast && closeAtEnd) {
+      if (b.dir !== 0) b.close(open[j], j, 'end');
+      equity[k] = b.cash;
       break;
     }
-    if (dir !== 0) checkLevels(j);
+    // 3. Protective levels.
+    if (b.dir !== 0 && hasLevels) b.checkLevels(j);
+    // 4. Decision on this bar's close.
     const s = signals[k];
     if (s !== 0) {
-      const action = resolveAction(dir, s);
+      const action = resolveAction(b.dir, s);
       if (action !== NONE) {
-        if (!nextOpen) execute(action, close[j], j, k, false);
+        if (!nextOpen) b.execute(action, close[j], j, k, false);
         else if (!isLast) {
           pending = action;
           pendingK = k;
         }
       }
     }
-    equity[k] = dir === 0 ? cash : cash + dir * size * close[j];
+    // 5. Mark to market.
+    equity[k] = b.dir === 0 ? b.cash : b.cash + b.dir * b.size * close[j];
   }
 
+  let trades: Trade[] | undefined;
   return {
-    trades,
+    get trades() {
+      return (trades ??= b.trades.toArray());
+    },
+    tradeLog: b.trades,
     equity,
-    feesPaid,
-    orders,
-    finalCash: cash,
-    openPosition: dir !== 0 ? { side: dir > 0 ? 'long' : 'short', size, entryBar, entryPrice } : null,
+    feesPaid: b.feesPaid,
+    orders: b.orders,
+    finalCash: b.cash,
+    openPosition: b.dir !== 0 ? { side: b.dir > 0 ? 'long' : 'short', size: b.size, entryBar: b.entryBar, entryPrice: b.entryPrice } : null,
   };
 }

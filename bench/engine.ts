@@ -1,0 +1,150 @@
+/**
+ * Engine benchmark: `npx tsx bench/engine.ts [bars] [reps]`.
+ *
+ * On a seeded random walk (default 1,000,000 candles) it times, side by side and several times:
+ *  (a) the limit: a hand-written typed-array SMA(10)/SMA(30) cross loop with the same trading rules as
+ *      examples/strategies/sma-cross.json (always in the market, reversal on each cross, next-open fills, fees);
+ *  (b) our engine: createEvaluator(sma-cross.json, { fast: 10, slow: 30 }) in array mode + simulate().
+ * It prints bars/s of each, the ratio (b)/(a) (target >= 0.5) and checks that both end with the same equity.
+ */
+import { readFileSync } from 'node:fs';
+import { createEvaluator, type Columns } from '../workers/engine/evaluator.js';
+import { resolveSizingAndRisk, simulate, type SimSettings } from '../workers/engine/simulate.js';
+
+const BARS = Number(process.argv[2] ?? 1_000_000);
+const REPS = Number(process.argv[3] ?? 5);
+const FAST = 10;
+const SLOW = 30;
+const settings: SimSettings = { initialCash: 10_000, feeBps: 0, slippageBps: 0, fill: 'next_open', lotStep: 0, closeAtEnd: true };
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomWalk(n: number, seed: number): Columns & { ts: Float64Array } {
+  const rnd = mulberry32(seed);
+  const cols = {
+    ts: new Float64Array(n),
+    open: new Float64Array(n),
+    high: new Float64Array(n),
+    low: new Float64Array(n),
+    close: new Float64Array(n),
+    volume: new Float64Array(n),
+  };
+  let price = 100;
+  for (let i = 0; i < n; i++) {
+    const o = price;
+    const c = o * Math.exp((rnd() - 0.5) * 0.004);
+    cols.ts[i] = 1_600_000_000_000 + i * 60_000;
+    cols.open[i] = o;
+    cols.close[i] = c;
+    cols.high[i] = Math.max(o, c) * (1 + rnd() * 0.001);
+    cols.low[i] = Math.min(o, c) * (1 - rnd() * 0.001);
+    cols.volume[i] = 1 + rnd() * 10;
+    price = c;
+  }
+  return cols;
+}
+
+/** (a) Hand-written loop: running sums, cross detection, next-open fills, all-in sizing, reversals. */
+function handLoop(cols: Columns): number {
+  const { open, close } = cols;
+  const n = close.length;
+  const fee = settings.feeBps / 10_000;
+  const equity = new Float64Array(n);
+  let sumF = 0;
+  let sumS = 0;
+  let prevF = NaN;
+  let prevS = NaN;
+  let cash = settings.initialCash;
+  let dir = 0;
+  let size = 0;
+  let pending = 0; // +1 go long, -1 go short
+  for (let i = 0; i < n; i++) {
+    if (pending !== 0) {
+      const px = open[i];
+      if (i === n - 1) {
+        // last bar: only the closing half of a reversal
+        if (dir !== 0) cash += dir * size * px - size * px * fee;
+        dir = 0;
+      } else {
+        if (dir !== 0) cash += dir * size * px - size * px * fee;
+        const q = cash / (1 + fee) / px;
+        cash -= pending * q * px + q * px * fee;
+        dir = pending;
+        size = q;
+      }
+      pending = 0;
+    }
+    if (i === n - 1) {
+      if (dir !== 0) cash += dir * size * open[i] - size * open[i] * fee;
+      dir = 0;
+      equity[i] = cash;
+      break;
+    }
+    const c = close[i];
+    sumF += c;
+    sumS += c;
+    if (i >= FAST) sumF -= close[i - FAST];
+    if (i >= SLOW) sumS -= close[i - SLOW];
+    const f = i >= FAST - 1 ? sumF / FAST : NaN;
+    const s = i >= SLOW - 1 ? sumS / SLOW : NaN;
+    if (prevF <= prevS && f > s && dir !== 1) pending = 1;
+    else if (prevF >= prevS && f < s && dir !== -1) pending = -1;
+    prevF = f;
+    prevS = s;
+    equity[i] = cash + dir * size * c;
+  }
+  return equity[n - 1];
+}
+
+/** (b) The engine: compiled strategy in array mode, then the broker simulation. */
+function engine(cols: Columns, doc: unknown): number {
+  const ev = createEvaluator(doc, { fast: FAST, slow: SLOW });
+  const n = cols.close.length;
+  const decisions = { signals: new Uint8Array(n) };
+  ev.runInto(cols, 0, n, decisions);
+  const { sizing, risk } = resolveSizingAndRisk(ev.doc, ev.params);
+  const sim = simulate({ cols, from: 0, to: n, decisions, sizing, risk, settings });
+  return sim.equity[n - 1];
+}
+
+function time(fn: () => number): { ms: number; result: number } {
+  const t0 = performance.now();
+  const result = fn();
+  return { ms: performance.now() - t0, result };
+}
+
+const doc = JSON.parse(readFileSync(new URL('../examples/strategies/sma-cross.json', import.meta.url), 'utf8'));
+const cols = randomWalk(BARS, 42);
+console.log(`engine bench: ${BARS.toLocaleString('en')} candles, SMA(${FAST})/SMA(${SLOW}) cross, ${REPS} reps (after 1 warm-up each)`);
+handLoop(cols);
+engine(cols, doc);
+const hand: number[] = [];
+const ours: number[] = [];
+let handEq = NaN;
+let ourEq = NaN;
+for (let r = 0; r < REPS; r++) {
+  const a = time(() => handLoop(cols));
+  const b = time(() => engine(cols, doc));
+  hand.push(a.ms);
+  ours.push(b.ms);
+  handEq = a.result;
+  ourEq = b.result;
+  console.log(
+    `rep ${r + 1}: hand ${(BARS / a.ms / 1000).toFixed(1)} M bars/s (${a.ms.toFixed(1)} ms) | engine ${(BARS / b.ms / 1000).toFixed(1)} M bars/s (${b.ms.toFixed(1)} ms) | ratio ${(a.ms / b.ms).toFixed(2)}`,
+  );
+}
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const mh = median(hand);
+const me = median(ours);
+console.log(`median: hand ${(BARS / mh / 1000).toFixed(1)} M bars/s, engine ${(BARS / me / 1000).toFixed(1)} M bars/s, ratio engine/hand = ${(mh / me).toFixed(2)} (target >= 0.5)`);
+const same = Math.abs(handEq - ourEq) <= 1e-6 * Math.abs(handEq);
+console.log(`final equity: hand ${handEq.toFixed(6)}, engine ${ourEq.toFixed(6)} -> ${same ? 'identical rules' : 'MISMATCH'}`);

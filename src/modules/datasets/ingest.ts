@@ -15,6 +15,7 @@
  *   time column. Prices: `open`, `high`, `low`, `close` (required). `volume` (or `vol`) is OPTIONAL: without it every
  *   bar gets volume 0, `quality.hasVolume` is false and a warning says so (many FX/index exports have no volume;
  *   refusing them would be unhelpful, and a strategy that needs volume can check the flag). Other columns are ignored.
+ *   Separate `date` + `time` columns (MetaTrader) are refused rather than silently folded into one bar per day.
  *   A file whose first line has no recognised name but starts with a number is read as headerless
  *   `time,open,high,low,close[,volume,...]` (Binance's data.vision kline dumps look like this).
  * - Time values: epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude on the first row
@@ -24,6 +25,7 @@
  *
  * Fatal (400 INVALID_CSV, `extensions: { line, reason }`, first offending line, 1-based, header = line 1):
  *   empty file / no data rows, missing time/open/high/low/close column, a recognised column named twice,
+ *   separate date and time columns,
  *   wrong field count, empty or non-numeric value (including NaN/Infinity), unparsable timestamp or a change of
  *   epoch unit, negative price or volume, high < low, a line longer than 64 KiB.
  * Warnings (the data is still stored; counted in `quality`, summarised in `warnings`):
@@ -417,6 +419,10 @@ class Scanner {
     for (const t of TIME_NAMES) {
       timeIdx = names.indexOf(t);
       if (timeIdx >= 0) break;
+    }
+    if (timeIdx >= 0 && names[timeIdx] === 'date' && names.includes('time')) {
+      // MetaTrader-style Date,Time pairs: reading the date alone would fold every intraday bar into duplicates.
+      throw invalid(this.line, 'separate date and time columns are not supported; combine them into one datetime column');
     }
     if (timeIdx < 0 && names[0] === '' && roles[0] === -1) timeIdx = 0;
     if (timeIdx >= 0) roles[timeIdx] = 0;

@@ -101,6 +101,7 @@ describe('bad CSV is refused with 400 INVALID_CSV naming the line', () => {
     await assertInvalid('open,high,low,close,volume\n1,2,0.5,1,3\n', 1, /missing time column/);
     await assertInvalid('foo,bar,baz\nx,y,z\n', 1, /missing time column/);
     await assertInvalid('timestamp,open,high,low,close,Close\n', 1, /duplicates/);
+    await assertInvalid('Date,Time,Open,High,Low,Close,Volume\n2020.01.02,00:00,1,2,0.5,1,3\n', 1, /separate date and time/);
   });
 
   test('wrong field count', async () => {

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { build } from '../helper.js';
+
+const ALLOWED = 'https://app.example.com';
+
+test('CORS: an allowed origin gets CORS headers, a refused one none; preflight works', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: `${ALLOWED}, https://admin.example.com` } });
+
+  const ok = await app.inject({ url: '/health/live', headers: { origin: ALLOWED } });
+  assert.equal(ok.statusCode, 200);
+  assert.equal(ok.headers['access-control-allow-origin'], ALLOWED);
+  assert.match(String(ok.headers['access-control-expose-headers']), /x-request-id/);
+  assert.match(String(ok.headers.vary), /origin/i);
+
+  const refused = await app.inject({ url: '/health/live', headers: { origin: 'https://evil.example.net' } });
+  assert.equal(refused.statusCode, 200, 'the request itself is served; the browser withholds it');
+  assert.equal(refused.headers['access-control-allow-origin'], undefined);
+  assert.equal(refused.headers['access-control-expose-headers'], undefined);
+
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/auth/login',
+    headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' },
+  });
+  assert.equal(preflight.statusCode, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], ALLOWED);
+  assert.match(String(preflight.headers['access-control-allow-methods']), /POST/);
+  assert.match(String(preflight.headers['access-control-allow-headers']), /authorization/);
+  assert.equal(preflight.headers['access-control-max-age'], '600');
+
+  const badPreflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/auth/login',
+    headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' },
+  });
+  assert.equal(badPreflight.headers['access-control-allow-origin'], undefined);
+  assert.equal(badPreflight.headers['access-control-allow-credentials'], undefined);
+});
+
+test('no CORS_ORIGINS: no cross-origin access at all', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ url: '/health/live', headers: { origin: ALLOWED } });
+  assert.equal(res.headers['access-control-allow-origin'], undefined);
+});
+
+test('helmet security headers are on every response, errors included', async (t) => {
+  const app = await build(t);
+  for (const url of ['/health/live', '/no/such/route']) {
+    const res = await app.inject({ url });
+    assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
+    assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url);
+    assert.match(String(res.headers['strict-transport-security']), /max-age=\d+/, url);
+    assert.match(String(res.headers['content-security-policy']), /default-src 'self'/, url);
+    assert.equal(res.headers['x-powered-by'], undefined, url);
+    assert.ok(res.headers['referrer-policy'], url);
+  }
+});

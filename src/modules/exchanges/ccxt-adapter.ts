@@ -174,7 +174,12 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
       await market(req.symbol);
       const params: Dict = { clientOrderId: req.clientOrderId };
       if (req.reduceOnly) params.reduceOnly = true;
-      const price = req.price === undefined ? undefined : toNumber(req.price);
+      let price = req.price === undefined ? undefined : toNumber(req.price);
+      if (id === 'bitget' && marketType === 'spot' && req.type === 'market' && req.side === 'buy' && price === undefined) {
+        // Bitget sizes spot market buys in quote currency: ccxt needs a price to turn the amount into a cost.
+        const ticker = await call('fetchTicker', () => client.fetchTicker(req.symbol));
+        price = ticker.last ?? undefined;
+      }
       const order = await call(
         'createOrder',
         () => client.createOrder(req.symbol, req.type, req.side, toNumber(req.amount), price, params),
@@ -268,7 +273,7 @@ function newClient(opts: CcxtAdapterOptions): Exchange {
   const options: Dict = { defaultType: opts.marketType };
   // Load only the market family we trade: spares the exchangeInfo/instruments calls for futures, options, etc.
   if (opts.exchange === 'binance') options.fetchMarkets = { types: opts.marketType === 'spot' ? ['spot'] : ['linear'] };
-  if (opts.exchange === 'okx') options.fetchMarkets = { types: [opts.marketType] };
+  if (opts.exchange === 'okx' || opts.exchange === 'bitget') options.fetchMarkets = { types: [opts.marketType] };
   const client = new ExchangeClass({
     apiKey: opts.credentials?.apiKey,
     secret: opts.credentials?.secret,
@@ -310,13 +315,11 @@ async function verify(client: Exchange, id: ExchangeId, marketType: MarketType):
   }
   const r: Dict = await c.privateSpotGetV2SpotAccountInfo!();
   const permissions: string[] = Array.isArray(r?.data?.authorities) ? r.data.authorities.map(String) : [];
-  const canTrade = permissions.some((p) => /trade|spotw|spotor|mixw|contractw|mixor/i.test(p));
-  const withdrawKnown = permissions.length > 0;
   return {
     ok: true,
     exchange: id,
-    canTrade,
-    canWithdraw: withdrawKnown ? permissions.some((p) => /withdraw|wither/i.test(p)) : undefined,
+    canTrade: permissions.includes('trade'),
+    canWithdraw: permissions.includes('withdraw'),
     permissions,
   };
 }

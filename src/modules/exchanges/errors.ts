@@ -23,6 +23,7 @@ const {
   DDoSProtection,
   RequestTimeout,
   BaseError,
+  ExchangeError,
 } = ccxtErrors;
 
 /** Whether a failed call may still have taken effect on the exchange. */
@@ -80,17 +81,17 @@ export function scrubMessage(message: string, secrets: Array<string | undefined>
   return out.length > MAX_MESSAGE ? `${out.slice(0, MAX_MESSAGE)}...` : out;
 }
 
-/** Best-effort name of the exchange limit an InvalidOrder message is about (Binance filters, OKX/Bitget codes). */
+/**
+ * Best-effort name of the exchange limit a rejection message is about: Binance filters (`Filter failure: NOTIONAL`,
+ * `LOT_SIZE`, `PRICE_FILTER`), OKX codes (51020 minimum size, 51121 lot size), Bitget codes (45110 minimum value,
+ * 45111 minimum quantity, 40808 precision).
+ */
 export function limitFromMessage(message: string): string | undefined {
   const m = message.toLowerCase();
-  if (/notional|min_notional|51020|minimum amount|45111|order value|min trade amount|less than the minimum order value/.test(m)) {
-    return 'cost.min';
-  }
-  if (/lot_size|minimum order quantity|min_qty|minimum quantity|51008|45110|less than the minimum order quantity|below the min/.test(m)) {
-    return 'amount.min';
-  }
+  if (/notional|45110|minimum amount \d|order value|minimum order value/.test(m)) return 'cost.min';
+  if (/51020|45111|minimum amount precision|minimum order quantity|minimum order amount|min(imum)? (order )?(size|quantity)/.test(m)) return 'amount.min';
+  if (/lot_size|51121|lot size|step size|checkbdscale|quantity precision/.test(m)) return 'amount.precision';
   if (/price_filter|tick size|price precision/.test(m)) return 'price.precision';
-  if (/step size|amount precision|quantity precision/.test(m)) return 'amount.precision';
   return undefined;
 }
 
@@ -155,13 +156,13 @@ function toProblem(err: unknown, ctx: ErrorContext): HttpProblem {
   if (err instanceof OrderNotFound) {
     return new HttpProblem(404, 'EXCHANGE_ORDER_NOT_FOUND', 'Not Found', detail('order not found'), { extensions: ext });
   }
-  if (err instanceof DuplicateOrderId || (err instanceof InvalidOrder && /duplicate/i.test(raw))) {
+  if (err instanceof DuplicateOrderId || (err instanceof ExchangeError && /duplicate/i.test(raw) && ctx.operation === 'createOrder')) {
     const problem = conflict(detail('the client order id is already used'), 'EXCHANGE_DUPLICATE_CLIENT_ORDER_ID');
     return withExtensions(problem, ext);
   }
   // Binance reports filter failures (e.g. `Filter failure: NOTIONAL`) as BadRequest.
-  if (err instanceof InvalidOrder || (err instanceof BadRequest && ctx.operation === 'createOrder')) {
-    const limit = limitFromMessage(raw);
+  const limit = ctx.operation === 'createOrder' ? limitFromMessage(raw) : undefined;
+  if (err instanceof InvalidOrder || (ctx.operation === 'createOrder' && (err instanceof BadRequest || (err instanceof ExchangeError && limit)))) {
     const what = limit ? `order rejected by the exchange limit ${limit}` : 'order rejected as invalid';
     return unprocessable(detail(what), 'EXCHANGE_INVALID_ORDER', { extensions: { ...ext, ...(limit ? { limit } : {}) } });
   }

@@ -80,7 +80,7 @@ export function runConformance(opts: ConformanceOptions): void {
       assert.equal(report.ok, true);
       assert.equal(report.exchange, exchange);
       assert.equal(report.canTrade, true);
-      if (exchange !== 'bitget') assert.equal(report.canWithdraw, false);
+      assert.equal(report.canWithdraw, false);
 
       const problem = await problemOf(fake, () => adapter('spot', { secret: 'wrong-secret-value-xyz' }).verifyCredentials());
       assert.equal(problem.statusCode, 422);

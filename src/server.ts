@@ -24,6 +24,10 @@ async function main() {
       process.stderr.write(`${err.message}\n`);
       process.exit(75); // EX_TEMPFAIL
     }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
     throw err;
   }
   for (const w of warnings) app.log.warn(`⚠ ${w}`);

@@ -57,3 +57,19 @@ export async function truncateAll(database: Database): Promise<void> {
   const list = rows.map((r) => `"public"."${r.tablename}"`).join(', ');
   await database.db.execute(sql.raw(`truncate table ${list} restart identity cascade`));
 }
+
+/** Every row of every table in public, as text: what a database dump would reveal (secret-leak tests). */
+export async function dumpAllTables(database: Database): Promise<string> {
+  const result = (await database.db.execute(sql`select tablename from pg_tables where schemaname = 'public'`)) as unknown as
+    | { rows?: { tablename: string }[] }
+    | { tablename: string }[];
+  const tables = (Array.isArray(result) ? result : (result.rows ?? [])).map((r) => r.tablename);
+  let out = '';
+  for (const t of tables) {
+    const rows = (await database.db.execute(sql.raw(`select row_to_json(x)::text as j from "public"."${t}" x`))) as unknown as
+      | { rows?: { j: string }[] }
+      | { j: string }[];
+    for (const r of Array.isArray(rows) ? rows : (rows.rows ?? [])) out += `${t}: ${r.j}\n`;
+  }
+  return out;
+}

@@ -47,3 +47,32 @@ export async function build(t: TestContext, opts: BuildOptions = {}): Promise<Te
 export function injectAs(app: FastifyInstance, token: string, opts: InjectOptions) {
   return app.inject({ ...opts, headers: { ...opts.headers, authorization: `Bearer ${token}` } });
 }
+
+export interface TestUser {
+  id: string;
+  email: string;
+  password: string;
+  token: string;
+  refreshToken: string;
+}
+
+let userSeq = 0;
+/** Registers and logs in a fresh user through the public routes. */
+export async function createUser(app: FastifyInstance, email = `user${++userSeq}-${process.pid}@example.com`): Promise<TestUser> {
+  const password = 'correct horse battery staple';
+  const reg = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } });
+  if (reg.statusCode !== 201) throw new Error(`register failed: ${reg.statusCode} ${reg.body}`);
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } });
+  if (login.statusCode !== 200) throw new Error(`login failed: ${login.statusCode} ${login.body}`);
+  const body = login.json();
+  return { id: body.user.id, email, password, token: body.accessToken, refreshToken: body.refreshToken };
+}
+
+/** An admin: created at boot from ADMIN_EMAIL/ADMIN_PASSWORD (build the app with `adminEnv`), then logged in. */
+export const adminEnv = { ADMIN_EMAIL: 'admin@example.com', ADMIN_PASSWORD: 'admin password 12345' };
+export async function loginAdmin(app: FastifyInstance): Promise<TestUser> {
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: adminEnv.ADMIN_EMAIL, password: adminEnv.ADMIN_PASSWORD } });
+  if (login.statusCode !== 200) throw new Error(`admin login failed: ${login.statusCode} ${login.body}`);
+  const body = login.json();
+  return { id: body.user.id, email: adminEnv.ADMIN_EMAIL, password: adminEnv.ADMIN_PASSWORD, token: body.accessToken, refreshToken: body.refreshToken };
+}

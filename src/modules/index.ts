@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
 import healthRoutes from './health/health.routes.js';
 import authModule from './auth/index.js';
@@ -6,10 +7,12 @@ import adminModule from './admin/index.js';
 import accountModule from './account/index.js';
 
 /**
- * The API scope: zod compilers live here (not at the root) so ecosystem routes with plain JSON schema keep theirs.
- * Every domain is registered in this one visible list.
+ * The API: every domain in this one visible list. Wrapped in fastify-plugin so domain services (app.keysService,
+ * app.strategiesService, ...) are visible to the other domains and to tests at the root. That also puts the zod
+ * compilers at the root: safe because the ecosystem routes we mount (swagger-ui, /metrics, /openapi.json) carry no
+ * validation schemas.
  */
-export default async function api(app: FastifyInstance) {
+export default fp(async function api(app: FastifyInstance) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -17,4 +20,4 @@ export default async function api(app: FastifyInstance) {
   await app.register(authModule);
   await app.register(adminModule);
   await app.register(accountModule);
-}
+}, { name: 'api' });

@@ -60,7 +60,7 @@ test('validation errors list every failing field with JSON pointer paths; malfor
       throw new Error('secret internals: password=hunter2 at /srv/app.js:42');
     });
   };
-  const app2 = await build(t, { env: { BODY_LIMIT_BYTES: '2048' }, register: (app) => app.register(probe) });
+  const app2 = await build(t, { env: { BODY_LIMIT_BYTES: '2048' }, register: async (app) => { await app.register(probe); } });
 
   const bad = await app2.inject({ method: 'POST', url: '/probe', payload: { name: 'x', qty: -1, nested: { side: 'hold' } } });
   const body = assertProblem(bad, 400);

@@ -98,21 +98,21 @@ export function wrapColumns(c: SharedColumns): Columns & { ts: Float64Array } {
 /** Absolute [from, to) bar indexes of a range; timestamps are inclusive bounds found by binary search. */
 export function resolveRange(ts: Float64Array, r: BarRange): { from: number; to: number } {
   const n = ts.length;
-  let from = r.fromIndex ?? (r.fromTs !== undefined ? lowerBound(ts, r.fromTs) : 0);
-  let to = r.toIndex ?? (r.toTs !== undefined ? lowerBound(ts, r.toTs + 1e-9) : n);
+  let from = r.fromIndex ?? (r.fromTs !== undefined ? bound(ts, r.fromTs, false) : 0);
+  let to = r.toIndex ?? (r.toTs !== undefined ? bound(ts, r.toTs, true) : n);
   from = Math.max(0, Math.min(n, Math.floor(from)));
   to = Math.max(from, Math.min(n, Math.floor(to)));
   if (to - from < 2) throw new RangeError(`the range holds ${to - from} bars; at least 2 are needed`);
   return { from, to };
 }
 
-/** First index with ts[i] >= x. */
-function lowerBound(ts: Float64Array, x: number): number {
+/** First index with ts[i] >= x (or ts[i] > x when `after`). */
+function bound(ts: Float64Array, x: number, after: boolean): number {
   let lo = 0;
   let hi = ts.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (ts[mid] < x) lo = mid + 1;
+    if (ts[mid] < x || (after && ts[mid] === x)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { z } from 'zod';
 import { generateKeyRingValue, parseKeyRing } from './modules/account/vault.js';
 
@@ -79,6 +80,8 @@ export const EnvSchema = z.object({
   BACKTEST_QUEUE_MAX: int(64, 1),
   BACKTEST_USER_CONCURRENCY: int(2, 1),
   DATASET_MAX_BYTES: int(1_073_741_824, 1024),
+  DATASETS_DIR: optionalString.describe('Read-only CSV files offered to every user; default DATA_DIR/datasets'),
+  COLUMNAR_DIR: optionalString.describe('Imported datasets (columnar <sha256>.bin files); default DATA_DIR/columnar'),
 
   EXCHANGE_URLS: optionalString.describe('JSON: per-exchange base URL overrides, e.g. {"binance":"http://127.0.0.1:9001"}'),
   EXCHANGE_TIMEOUT_MS: int(10_000, 100),
@@ -136,7 +139,11 @@ const parsedEnv = EnvSchema.transform((e) => ({
     queueMax: e.BACKTEST_QUEUE_MAX,
     userConcurrency: e.BACKTEST_USER_CONCURRENCY,
   },
-  datasets: { maxBytes: e.DATASET_MAX_BYTES },
+  datasets: {
+    maxBytes: e.DATASET_MAX_BYTES,
+    filesDir: e.DATASETS_DIR ?? path.join(e.DATA_DIR, 'datasets'),
+    columnarDir: e.COLUMNAR_DIR ?? path.join(e.DATA_DIR, 'columnar'),
+  },
   exchanges: { urls: e.EXCHANGE_URLS, timeoutMs: e.EXCHANGE_TIMEOUT_MS, paperStartBalances: e.PAPER_START_BALANCES },
   deepseek: {
     apiKey: e.DEEPSEEK_API_KEY,

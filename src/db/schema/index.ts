@@ -1,2 +1,3 @@
 export * from './users.js';
 export * from './exchange-keys.js';
+export * from './datasets.js';

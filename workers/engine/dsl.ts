@@ -43,7 +43,7 @@ export const NumberOrParam = z
   .union([z.number().refine(Number.isFinite, 'must be a finite number'), ParamRef], {
     error: 'expected a number or { "param": "<name>" }',
   })
-  .describe('A number, or { "param": "<name>" } to use a named parameter.');
+  .meta({ id: 'StrategyNumberOrParam', description: 'A number, or { "param": "<name>" } to use a named parameter.' });
 export type NumberOrParam = z.infer<typeof NumberOrParam>;
 
 const BarsAgo = z
@@ -100,7 +100,7 @@ export const Operand = z
   .union([z.number().refine(Number.isFinite, 'must be a finite number'), ParamRef, IndicatorRef, PriceRef], {
     error: 'expected a number, { "param" }, { "indicator" } or { "price" }',
   })
-  .describe('A number, { "param": name }, { "indicator": name, "output"?, "barsAgo"? } or { "price": field, "barsAgo"? }.');
+  .meta({ id: 'StrategyOperand', description: 'A number, { "param": name }, { "indicator": name, "output"?, "barsAgo"? } or { "price": field, "barsAgo"? }.' });
 export type Operand = z.infer<typeof Operand>;
 
 /** Input series of an indicator: a price field name, or another indicator (chaining, e.g. an SMA of an RSI). */
@@ -108,7 +108,7 @@ const Source = z
   .union([PriceFieldSchema, PriceRef, IndicatorRef], {
     error: 'expected a price field name ("close"), { "price" } or { "indicator" }',
   })
-  .describe('Input series: "open" | "high" | "low" | "close" | "volume", or { "indicator": name, "output"? }.');
+  .meta({ id: 'StrategySource', description: 'Input series: "open" | "high" | "low" | "close" | "volume", or { "indicator": name, "output"? }.' });
 export type Source = z.infer<typeof Source>;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -150,9 +150,11 @@ export type Condition =
 
 const CompareCondition = z
   .strictObject({ op: z.enum(COMPARE_OPS), left: Operand, right: Operand })
-  .describe(
-    'gt/gte/lt/lte/eq compare left and right on the current bar. crossesAbove: left <= right on the previous bar and left > right now; crossesBelow mirrors it. Any undefined (warming-up) value makes the comparison false.',
-  );
+  .meta({
+    id: 'StrategyCompareCondition',
+    description:
+      'gt/gte/lt/lte/eq compare left and right on the current bar. crossesAbove: left <= right on the previous bar and left > right now; crossesBelow mirrors it. Any undefined (warming-up) value makes the comparison false.',
+  });
 const AndCondition = z
   .strictObject({
     op: z.literal('and'),
@@ -160,7 +162,7 @@ const AndCondition = z
       return z.array(ConditionSchema).min(1);
     },
   })
-  .describe('True when every condition is true.');
+  .meta({ id: 'StrategyAndCondition', description: 'True when every condition is true.' });
 const OrCondition = z
   .strictObject({
     op: z.literal('or'),
@@ -168,7 +170,7 @@ const OrCondition = z
       return z.array(ConditionSchema).min(1);
     },
   })
-  .describe('True when at least one condition is true.');
+  .meta({ id: 'StrategyOrCondition', description: 'True when at least one condition is true.' });
 const NotCondition = z
   .strictObject({
     op: z.literal('not'),
@@ -176,14 +178,11 @@ const NotCondition = z
       return ConditionSchema;
     },
   })
-  .describe('True when the condition is false.');
+  .meta({ id: 'StrategyNotCondition', description: 'True when the condition is false.' });
 
-export const ConditionSchema: z.ZodType<Condition> = z.discriminatedUnion('op', [
-  CompareCondition,
-  AndCondition,
-  OrCondition,
-  NotCondition,
-]);
+export const ConditionSchema: z.ZodType<Condition> = z
+  .discriminatedUnion('op', [CompareCondition, AndCondition, OrCondition, NotCondition])
+  .meta({ id: 'StrategyCondition', description: 'A comparison (gt, gte, lt, lte, eq, crossesAbove, crossesBelow) or and / or / not of conditions.' });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Rules, sizing, risk, params
@@ -214,7 +213,7 @@ const AtrLevel = z.strictObject({
   indicator: Name.describe('Name of an "atr" indicator declared in "indicators".'),
   multiple: NumberOrParam.describe('Distance = multiple x ATR at the decision bar of the entry (> 0).'),
 });
-const Level = z.discriminatedUnion('type', [PercentLevel, AtrLevel]);
+const Level = z.discriminatedUnion('type', [PercentLevel, AtrLevel]).meta({ id: 'StrategyLevel', description: 'A distance from the entry price: { "type": "percent", "percent" } or { "type": "atr", "indicator", "multiple" }.' });
 export type Level = z.infer<typeof Level>;
 
 const Risk = z
@@ -250,7 +249,7 @@ export const StrategySchema = z
     sizing: Sizing.optional(),
     risk: Risk.optional(),
   })
-  .describe('Declarative trading strategy, DSL version 1. Decisions are taken on the close of each bar.');
+  .meta({ title: 'Strategy', description: 'Declarative trading strategy, DSL version 1. Decisions are taken on the close of each bar.' });
 
 export type StrategyDoc = z.infer<typeof StrategySchema>;
 

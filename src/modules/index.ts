@@ -5,6 +5,7 @@ import healthRoutes from './health/health.routes.js';
 import authModule from './auth/index.js';
 import adminModule from './admin/index.js';
 import accountModule from './account/index.js';
+import datasetsModule from './datasets/index.js';
 
 /**
  * The API: every domain in this one visible list. Wrapped in fastify-plugin so domain services (app.keysService,
@@ -20,4 +21,5 @@ export default fp(async function api(app: FastifyInstance) {
   await app.register(authModule);
   await app.register(adminModule);
   await app.register(accountModule);
+  await app.register(datasetsModule);
 }, { name: 'api' });

@@ -17,7 +17,7 @@ interface Sub {
   stream: string;
   symbol: string;
   kind: Kind;
-  channel: 'ticker' | 'trade' | 'kline';
+  channel: 'ticker' | 'miniTicker' | 'trade' | 'kline';
   interval?: string;
 }
 
@@ -307,6 +307,10 @@ export function createBinanceDialect(ctx: DialectContext): Dialect {
       const t = ticker(m);
       return { e: '24hrTicker', E: now, s: id, p: '0', P: '0', w: t.weightedAvgPrice, c: t.lastPrice, Q: '0.01', b: t.bidPrice ?? t.lastPrice, B: '1', a: t.askPrice ?? t.lastPrice, A: '1', o: t.openPrice, h: t.highPrice, l: t.lowPrice, v: t.volume, q: t.quoteVolume, O: t.openTime, C: now, F: 1, L: 1000, n: 1000 };
     }
+    if (sub.channel === 'miniTicker') {
+      const t = ticker(m);
+      return { e: '24hrMiniTicker', E: now, s: id, c: t.lastPrice, o: t.openPrice, h: t.highPrice, l: t.lowPrice, v: t.volume, q: t.quoteVolume };
+    }
     if (sub.channel === 'trade') {
       return { e: 'trade', E: now, s: id, t: Number(engine.nextId()), p: event.price, q: '0.01', T: now, m: false, M: true };
     }
@@ -328,10 +332,9 @@ export function createBinanceDialect(ctx: DialectContext): Dialect {
         for (const stream of msg.params ?? []) {
           const [idLower, channelRaw = ''] = stream.split('@');
           const [channel, interval] = channelRaw.split('_');
-          const market = [...engine.markets.values()].find((x) => marketId(x).toLowerCase() === idLower && (x.type === kind || true));
-          if (!market || (channel !== 'ticker' && channel !== 'trade' && channel !== 'kline')) continue;
-          const preferred = [...engine.markets.values()].find((x) => marketId(x).toLowerCase() === idLower && x.type === kind) ?? market;
-          hub.add(socket, { stream, symbol: preferred.symbol, kind, channel, interval });
+          const market = [...engine.markets.values()].find((x) => marketId(x).toLowerCase() === idLower && x.type === kind);
+          if (!market || (channel !== 'ticker' && channel !== 'miniTicker' && channel !== 'trade' && channel !== 'kline')) continue;
+          hub.add(socket, { stream, symbol: market.symbol, kind, channel, interval });
         }
       }
       socket.send(JSON.stringify({ result: null, id: msg.id }));

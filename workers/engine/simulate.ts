@@ -74,6 +74,23 @@ export interface Trade {
 }
 
 const EXIT_REASONS: readonly ExitReason[] = ['signal', 'reverse', 'stopLoss', 'takeProfit', 'trailingStop', 'end'];
+const SIGNAL = 0;
+const REVERSE = 1;
+const STOP_LOSS = 2;
+const TAKE_PROFIT = 3;
+const TRAILING_STOP = 4;
+const END = 5;
+
+/** Fields of a trade being closed. */
+interface ClosedTrade {
+  dir: number;
+  entryBar: number;
+  entryPrice: number;
+  exitPrice: number;
+  size: number;
+  pnl: number;
+  fees: number;
+}
 
 /**
  * Closed trades stored column-wise in growable typed arrays (no per-trade object or boxed number while the
@@ -84,24 +101,25 @@ export class TradeLog {
   private cap = 0;
   private side = new Int8Array(0);
   private reason = new Uint8Array(0);
-  private num = new Float64Array(0); // 10 numbers per trade, see `push`
+  private num = new Float64Array(0); // 7 numbers per trade, see `push`
 
   constructor(private readonly ts?: Float64Array) {}
 
-  push(dir: number, entryBar: number, exitBar: number, entryPrice: number, exitPrice: number, size: number, pnl: number, fees: number, reason: ExitReason): void {
+  /** Append the trade just closed by `t` (reads its fields: no boxed arguments on this hot path). */
+  push(t: ClosedTrade, exitBar: number, reason: number): void {
     if (this.length === this.cap) this.grow();
     const i = this.length++;
-    this.side[i] = dir;
-    this.reason[i] = EXIT_REASONS.indexOf(reason);
+    this.side[i] = t.dir;
+    this.reason[i] = reason;
     const o = i * 7;
     const n = this.num;
-    n[o] = entryBar;
+    n[o] = t.entryBar;
     n[o + 1] = exitBar;
-    n[o + 2] = entryPrice;
-    n[o + 3] = exitPrice;
-    n[o + 4] = size;
-    n[o + 5] = pnl;
-    n[o + 6] = fees;
+    n[o + 2] = t.entryPrice;
+    n[o + 3] = t.exitPrice;
+    n[o + 4] = t.size;
+    n[o + 5] = t.pnl;
+    n[o + 6] = t.fees;
   }
 
   private grow(): void {
@@ -214,19 +232,26 @@ export function roundLot(size: number, step: number): number {
 }
 
 /**
- * Cash and the single open position. Fields rather than closure variables so that V8 keeps the doubles in place.
+ * Cash and the single open position. Fields rather than closure variables, and the fill price passed in a field
+ * (`px`) rather than as an argument, so that V8 keeps every double unboxed on the per-trade path.
  */
-class Broker {
+class Broker implements ClosedTrade {
   cash: number;
   feesPaid = 0;
   orders = 0;
   readonly trades: TradeLog;
+  /** Raw (pre-slippage) price of the fill being executed. */
+  px = 0;
   /** 1 long, -1 short, 0 flat. */
   dir = 0;
   size = 0;
   entryPrice = 0;
   entryBar = 0;
   entryFee = 0;
+  /** Of the last closed trade. */
+  exitPrice = 0;
+  pnl = 0;
+  fees = 0;
   /** Fixed stop-loss and take-profit prices (NaN = none). */
   stopLevel = NaN;
   targetLevel = NaN;
@@ -243,16 +268,16 @@ class Broker {
     readonly hasLevels: boolean,
   ) {
     this.cash = input.settings.initialCash;
-    this.trades = new TradeLog(input.cols.ts);
     this.fee = input.settings.feeBps / 10_000;
     this.slip = input.settings.slippageBps / 10_000;
+    this.trades = new TradeLog(input.cols.ts);
   }
 
-  /** Open a position of direction d at raw price `raw` in bar `bar`, sized from cash; decision index k. */
-  open(d: number, raw: number, bar: number, k: number): void {
+  /** Open a position of direction d at raw price `px` in bar `bar`, sized from cash; decision index k. */
+  open(d: number, bar: number, k: number): void {
     const { sizing, risk, decisions, settings } = this.input;
     const fee = this.fee;
-    const price = d > 0 ? raw * (1 + this.slip) : raw * (1 - this.slip);
+    const price = d > 0 ? this.px * (1 + this.slip) : this.px * (1 - this.slip);
     if (!(this.cash > 0) || !(price > 0)) return;
     const maxNotional = this.cash / (1 + fee);
     const notional = sizing.kind === 'fraction' ? sizing.fraction * maxNotional : Math.min(sizing.amount, maxNotional);
@@ -282,29 +307,32 @@ class Broker {
     return this.entryPrice + towards * dist; // NaN while the ATR is warming up: no level
   }
 
-  /** Close the open position at raw price `raw` in bar `bar`. */
-  close(raw: number, bar: number, reason: ExitReason): void {
-    const { dir, size, entryPrice } = this;
-    const price = dir > 0 ? raw * (1 - this.slip) : raw * (1 + this.slip);
+  /** Close the open position at raw price `px` in bar `bar`. */
+  close(bar: number, reason: number): void {
+    const dir = this.dir;
+    const size = this.size;
+    const price = dir > 0 ? this.px * (1 - this.slip) : this.px * (1 + this.slip);
     const f = size * price * this.fee;
     this.cash += dir > 0 ? size * price - f : -(size * price) - f;
     this.feesPaid += f;
-    const pnl = dir * (price - entryPrice) * size - this.entryFee - f;
-    this.trades.push(dir, this.entryBar, bar, entryPrice, price, size, pnl, this.entryFee + f, reason);
+    this.exitPrice = price;
+    this.pnl = dir * (price - this.entryPrice) * size - this.entryFee - f;
+    this.fees = this.entryFee + f;
+    this.trades.push(this, bar, reason);
     this.dir = 0;
     this.size = 0;
   }
 
-  /** Execute a resolved action at raw price `raw` in bar `bar` (decision index `k`); entries skipped if exitsOnly. */
-  execute(action: Action, raw: number, bar: number, k: number, exitsOnly: boolean): void {
+  /** Execute a resolved action at raw price `px` in bar `bar` (decision index `k`); entries skipped if exitsOnly. */
+  execute(action: Action, bar: number, k: number, exitsOnly: boolean): void {
     if (action === NONE) return;
     this.orders++;
     if (action === CLOSE || action === REVERSE_TO_LONG || action === REVERSE_TO_SHORT) {
-      if (this.dir !== 0) this.close(raw, bar, action === CLOSE ? 'signal' : 'reverse');
+      if (this.dir !== 0) this.close(bar, action === CLOSE ? SIGNAL : REVERSE);
     }
     if (exitsOnly) return;
-    if (action === OPEN_LONG || action === REVERSE_TO_LONG) this.open(1, raw, bar, k);
-    else if (action === OPEN_SHORT || action === REVERSE_TO_SHORT) this.open(-1, raw, bar, k);
+    if (action === OPEN_LONG || action === REVERSE_TO_LONG) this.open(1, bar, k);
+    else if (action === OPEN_SHORT || action === REVERSE_TO_SHORT) this.open(-1, bar, k);
   }
 
   /** Current trailing stop price (NaN if none). */
@@ -312,6 +340,12 @@ class Broker {
     if (this.trailPct === this.trailPct) return this.dir > 0 ? this.best * (1 - this.trailPct) : this.best * (1 + this.trailPct);
     if (this.trailDist === this.trailDist) return this.best - this.dir * this.trailDist;
     return NaN;
+  }
+
+  /** Exit at raw price `price`. */
+  private exitAt(price: number, bar: number, reason: number): void {
+    this.px = price;
+    this.close(bar, reason);
   }
 
   /**
@@ -325,23 +359,23 @@ class Broker {
     const dir = this.dir;
     // Effective stop: the tighter of the fixed and trailing stops.
     let stop = this.stopLevel;
-    let stopReason: ExitReason = 'stopLoss';
+    let stopReason = STOP_LOSS;
     if (t === t && (stop !== stop || (dir > 0 ? t > stop : t < stop))) {
       stop = t;
-      stopReason = 'trailingStop';
+      stopReason = TRAILING_STOP;
     }
     const target = this.targetLevel;
     if (dir > 0) {
-      if (stop === stop && o <= stop) return this.close(o, j, stopReason);
-      if (target === target && o >= target) return this.close(o, j, 'takeProfit');
-      if (stop === stop && low[j] <= stop) return this.close(stop, j, stopReason);
-      if (target === target && high[j] >= target) return this.close(target, j, 'takeProfit');
+      if (stop === stop && o <= stop) return this.exitAt(o, j, stopReason);
+      if (target === target && o >= target) return this.exitAt(o, j, TAKE_PROFIT);
+      if (stop === stop && low[j] <= stop) return this.exitAt(stop, j, stopReason);
+      if (target === target && high[j] >= target) return this.exitAt(target, j, TAKE_PROFIT);
       if (high[j] > this.best) this.best = high[j];
     } else {
-      if (stop === stop && o >= stop) return this.close(o, j, stopReason);
-      if (target === target && o <= target) return this.close(o, j, 'takeProfit');
-      if (stop === stop && high[j] >= stop) return this.close(stop, j, stopReason);
-      if (target === target && low[j] <= target) return this.close(target, j, 'takeProfit');
+      if (stop === stop && o >= stop) return this.exitAt(o, j, stopReason);
+      if (target === target && o <= target) return this.exitAt(o, j, TAKE_PROFIT);
+      if (stop === stop && high[j] >= stop) return this.exitAt(stop, j, stopReason);
+      if (target === target && low[j] <= target) return this.exitAt(target, j, TAKE_PROFIT);
       if (low[j] < this.best) this.best = low[j];
     }
   }
@@ -377,12 +411,16 @@ export function simulate(input: SimInput): SimResult {
     const isLast = j === last;
     // 1. Fill the order decided on the previous close.
     if (pending !== NONE) {
-      b.execute(pending, open[j], j, pendingK, isLast && closeAtEnd);
+      b.px = open[j];
+      b.execute(pending, j, pendingK, isLast && closeAtEnd);
       pending = NONE;
     }
     // 2. End of data.
     if (isLast && closeAtEnd) {
-      if (b.dir !== 0) b.close(open[j], j, 'end');
+      if (b.dir !== 0) {
+        b.px = open[j];
+        b.close(j, END);
+      }
       equity[k] = b.cash;
       break;
     }
@@ -393,7 +431,10 @@ export function simulate(input: SimInput): SimResult {
     if (s !== 0) {
       const action = resolveAction(b.dir, s);
       if (action !== NONE) {
-        if (!nextOpen) b.execute(action, close[j], j, k, false);
+        if (!nextOpen) {
+          b.px = close[j];
+          b.execute(action, j, k, false);
+        }
         else if (!isLast) {
           pending = action;
           pendingK = k;

@@ -1,3 +1,4 @@
 export * from './users.js';
 export * from './exchange-keys.js';
 export * from './datasets.js';
+export * from './strategies.js';

@@ -63,6 +63,7 @@ export const EnvSchema = z.object({
   ARGON2_MEMORY_KIB: int(19_456, 1024, 4_194_304),
   ARGON2_TIME_COST: int(2, 1, 100),
   ARGON2_PARALLELISM: int(1, 1, 16),
+  AUTH_CACHE_TTL_MS: int(1000, 0, 5000).describe('Per-process cache of user/session state behind access tokens; 0 = off'),
   ADMIN_EMAIL: optionalString,
   ADMIN_PASSWORD: optionalString,
 
@@ -118,6 +119,7 @@ const parsedEnv = EnvSchema.transform((e) => ({
     accessTtlSeconds: e.JWT_ACCESS_TTL_SECONDS,
     refreshTtlSeconds: e.JWT_REFRESH_TTL_SECONDS,
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
+    cacheTtlMs: e.AUTH_CACHE_TTL_MS,
     adminEmail: e.ADMIN_EMAIL,
     adminPassword: e.ADMIN_PASSWORD,
   },

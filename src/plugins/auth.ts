@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHook
 import jwt from '@fastify/jwt';
 import { forbidden, notFound, unauthorized } from '../errors.js';
 import type { Tx } from '../db/client.js';
-import { createAuthRepository } from '../modules/auth/auth.repository.js';
+import { createAuthRepository, type AuthUser, type SessionState } from '../modules/auth/auth.repository.js';
 import type { AccessClaims } from '../modules/auth/tokens.js';
 import { createPasswordHasher, type PasswordHasher } from '../modules/auth/passwords.js';
 
@@ -26,8 +26,21 @@ export interface UserLifecycle {
   runDelete(event: Parameters<UserDeleteHook>[0]): Promise<void>;
 }
 
+/** Per-process cache of what `authenticate` loads; every change made through this process invalidates it. */
+export interface AuthStateCache {
+  /** Forget a user's cached state (call after committing any change to the user or their sessions). */
+  invalidate(userId: string): void;
+  clear(): void;
+  readonly size: number;
+}
+
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user as loaded by `authenticate` (fresh, or at most AUTH_CACHE_TTL_MS old). */
+    authUser: AuthUser | null;
+  }
   interface FastifyInstance {
+    authStateCache: AuthStateCache;
     /** onRequest hook: verifies the bearer JWT (HS256 only) and the user's current state; sets `request.user`. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** Hook (after `authenticate`) refusing any other role with 403. */
@@ -54,15 +67,73 @@ function isClaims(p: unknown): p is AccessClaims {
   );
 }
 
+const CACHE_MAX_USERS = 10_000;
+
+interface CachedState {
+  at: number;
+  user: AuthUser;
+  /** session id → live */
+  sessions: Map<string, boolean>;
+}
+
 /**
- * The one place for authentication and authorization. A valid signature is not enough: every request also loads
- * the user's (role, disabled, token_version) and its session's liveness in one indexed select, so disabling,
- * deleting, demoting, a password change or a logout take effect on the very next request. No cache: measured cheap
- * enough (bench/http.ts), and nothing to invalidate across instances.
+ * A short-lived map userId → (user state, known sessions). A change made through this process calls `invalidate`
+ * after its commit; an epoch counter keeps a lookup that raced with an invalidation from caching what it read.
+ * Other processes see a change after at most `ttlMs`. ttlMs = 0: every request reads the database.
+ */
+function createStateCache(ttlMs: number, load: (userId: string, sid: string) => Promise<SessionState | null>) {
+  const entries = new Map<string, CachedState>();
+  let epoch = 0;
+  const api = {
+    async get(userId: string, sid: string): Promise<{ user: AuthUser; sessionActive: boolean } | null> {
+      const now = Date.now();
+      if (ttlMs > 0) {
+        const hit = entries.get(userId);
+        if (hit && now - hit.at < ttlMs) {
+          const active = hit.sessions.get(sid);
+          if (active !== undefined) return { user: hit.user, sessionActive: active };
+        }
+      }
+      const started = epoch;
+      const row = await load(userId, sid);
+      if (!row) return null;
+      const { sessionActive, ...user } = row;
+      if (ttlMs > 0 && started === epoch) {
+        let entry = entries.get(userId);
+        if (!entry || now - entry.at >= ttlMs || entry.user.tokenVersion !== user.tokenVersion) {
+          entries.delete(userId);
+          if (entries.size >= CACHE_MAX_USERS) entries.delete(entries.keys().next().value!);
+          entry = { at: now, user, sessions: new Map() };
+          entries.set(userId, entry);
+        }
+        entry.sessions.set(sid, sessionActive);
+      }
+      return { user, sessionActive };
+    },
+    invalidate(userId: string) {
+      epoch++;
+      entries.delete(userId);
+    },
+    clear() {
+      epoch++;
+      entries.clear();
+    },
+    get size() {
+      return entries.size;
+    },
+  };
+  return api;
+}
+
+/**
+ * The one place for authentication and authorization. A valid signature is not enough: every request also needs
+ * the user's (role, disabled, token_version) and its session's liveness, read in one indexed select, so disabling,
+ * deleting, demoting, a password change or a logout take effect on the next request. That state may be reused for
+ * AUTH_CACHE_TTL_MS (default 1 s) by this process; changes made through this process invalidate it at once.
  */
 export default fp(
   async function authPlugin(app: FastifyInstance) {
-    const { jwtSecret, accessTtlSeconds } = app.config.auth;
+    const { jwtSecret, accessTtlSeconds, cacheTtlMs } = app.config.auth;
     await app.register(jwt, {
       secret: jwtSecret,
       sign: { algorithm: 'HS256', expiresIn: accessTtlSeconds },
@@ -71,7 +142,10 @@ export default fp(
     });
 
     const repo = createAuthRepository(app.database.db);
+    const cache = createStateCache(cacheTtlMs, (userId, sid) => repo.sessionState(userId, sid));
     app.decorate('passwords', createPasswordHasher(app.config.auth.argon2));
+    app.decorate('authStateCache', { invalidate: cache.invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
+    app.decorateRequest('authUser', null);
 
     app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
       const header = request.headers.authorization;
@@ -85,11 +159,12 @@ export default fp(
         throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
       }
       if (!isClaims(payload)) throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
-      const state = await repo.sessionState(payload.sub, payload.sid);
-      if (!state || state.disabled || state.tokenVersion !== payload.ver || !state.sessionActive) {
+      const state = await cache.get(payload.sub, payload.sid);
+      if (!state || state.user.disabled || state.user.tokenVersion !== payload.ver || !state.sessionActive) {
         throw unauthorized('Session is no longer valid; log in again', 'SESSION_REVOKED');
       }
-      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.role };
+      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.user.role };
+      request.authUser = state.user;
     });
 
     app.decorate('requireRole', (role: Role): preHandlerAsyncHookHandler => {

@@ -1509,6 +1509,431 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your imported datasets (newest first), then the read-only files of DATASETS_DIR */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    offset?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Dataset"][];
+                            total: number;
+                            limit: number;
+                            offset: number;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Import an OHLCV CSV (raw text/csv body or multipart field "file")
+         * @description The body is streamed into the columnar store (never held in memory). The header names the columns: a time column (timestamp, open_time, datetime, date, time, ts or an unnamed first column; epoch s/ms/µs/ns or ISO 8601), open, high, low, close and optional volume. Bad data answers 400 INVALID_CSV with `line` and `reason` and stores nothing; gaps, duplicates and out-of-order rows are warnings. Over DATASET_MAX_BYTES: 413 DATASET_TOO_LARGE. Progress is published as `dataset.progress` events on the user's realtime channel.
+         */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description Display name (default: the multipart file name, or "upload.csv") */
+                    name?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description The CSV: raw bytes with `content-type: text/csv`, or `multipart/form-data` with the CSV in field `file` */
+            requestBody: {
+                content: {
+                    "text/csv": unknown;
+                    "multipart/form-data": unknown;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Dataset"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dataset with its quality report (a file:<name> dataset is ingested on first use) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Dataset uuid, or `file:<name>` for a file in DATASETS_DIR */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Dataset"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete one of your datasets (files in DATASETS_DIR are read-only: 409) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Dataset uuid, or `file:<name>` for a file in DATASETS_DIR */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{id}/candles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Bars of a ready dataset for charts (prices and volume as decimal strings) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Inclusive lower bound (ISO 8601 or epoch ms) */
+                    from?: string;
+                    /** @description Inclusive upper bound (ISO 8601 or epoch ms) */
+                    to?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description Dataset uuid, or `file:<name>` for a file in DATASETS_DIR */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            timeframe: string | null;
+                            items: {
+                                /** Format: date-time */
+                                time: string;
+                                /** @description Decimal string (exact value of the stored number) */
+                                open: string;
+                                /** @description Decimal string (exact value of the stored number) */
+                                high: string;
+                                /** @description Decimal string (exact value of the stored number) */
+                                low: string;
+                                /** @description Decimal string (exact value of the stored number) */
+                                close: string;
+                                /** @description Decimal string (exact value of the stored number) */
+                                volume: string;
+                            }[];
+                            /** @description Time of the next bar after this page (pass as `from`), null at the end */
+                            next: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1584,6 +2009,72 @@ export interface components {
             lastUsedAt: string | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        DatasetQuality: {
+            /** @description Bars stored (after dropping duplicates) */
+            rows: number;
+            /** @description Data lines read */
+            sourceRows: number;
+            duplicates: number;
+            conflictingDuplicates: number;
+            outOfOrder: number;
+            gaps: {
+                count: number;
+                missingBars: number;
+                largestMs: number;
+                weekendOnly: number;
+                /** @description First gaps: last bar before → first bar after (epoch ms) */
+                first: {
+                    from: number;
+                    to: number;
+                }[];
+            };
+            highLowViolations: number;
+            priceOutsideRange: number;
+            zeroVolume: number;
+            nonPositivePrice: number;
+            hasVolume: boolean;
+            firstLines: {
+                outOfOrder?: number;
+                priceOutsideRange?: number;
+                zeroVolume?: number;
+                nonPositivePrice?: number;
+            };
+        };
+        Dataset: {
+            /** @description A uuid for imported datasets; `file:<name>` for read-only files in DATASETS_DIR */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            source: "upload" | "file" | "download";
+            /**
+             * @description `available`: a file in DATASETS_DIR not ingested yet (it is on first use)
+             * @enum {string}
+             */
+            status: "importing" | "ready" | "failed" | "available";
+            error: string | null;
+            /** @description Hash of the CSV bytes; equal content shares one stored file */
+            sha256: string | null;
+            rows: number | null;
+            /** @description CSV size in bytes */
+            bytes: number | null;
+            /** @description First bar time */
+            from: string | null;
+            /** @description Last bar time */
+            to: string | null;
+            /** @description e.g. 5m, 1h, 1d, 1M */
+            timeframe: string | null;
+            timeframeMs: number | null;
+            quality: components["schemas"]["DatasetQuality"] | null;
+            warnings: string[];
+            createdAt: string | null;
+            /** @description source = file: the CSV in DATASETS_DIR */
+            file: {
+                name: string;
+                bytes: number;
+                /** Format: date-time */
+                modifiedAt: string;
+            } | null;
         };
     };
     responses: never;

@@ -15,6 +15,8 @@ export interface AdminServiceDeps {
   auditRepo: Pick<AuditRepository, 'list'>;
   lifecycle: Pick<UserLifecycle, 'runDelete'>;
   log: FastifyBaseLogger;
+  /** Called after a committed change to a user (drops the per-process auth state cache). */
+  invalidateUser: (userId: string) => void;
   status: {
     databaseKind: 'postgres' | 'pglite';
     ping: (timeoutMs?: number) => Promise<number>;
@@ -77,6 +79,7 @@ export function createAdminService(deps: AdminServiceDeps) {
         });
         return row;
       });
+      deps.invalidateUser(updated.id);
       return toPublicUser(updated);
     },
 
@@ -102,6 +105,7 @@ export function createAdminService(deps: AdminServiceDeps) {
           details: { email: user.email, role: user.role },
         });
       });
+      deps.invalidateUser(id);
     },
 
     async listAudit(filter: AuditFilter) {

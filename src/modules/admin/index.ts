@@ -26,6 +26,7 @@ export default fp(
         auditRepo: createAuditRepository(db),
         lifecycle: app.userLifecycle,
         log: app.log,
+        invalidateUser: (userId) => app.authStateCache.invalidate(userId),
         status: {
           databaseKind: app.database.kind,
           ping: (timeoutMs) => app.database.ping(timeoutMs),

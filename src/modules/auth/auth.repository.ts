@@ -5,11 +5,11 @@ import { refreshTokens, users } from '../../db/schema/users.js';
 export type UserRow = typeof users.$inferSelect;
 export type Role = UserRow['role'];
 
+/** The user as `app.authenticate` sees it (no password hash). */
+export type AuthUser = Pick<UserRow, 'id' | 'email' | 'role' | 'disabled' | 'tokenVersion' | 'createdAt' | 'lastLoginAt'>;
+
 /** What `app.authenticate` needs to know about a token's user and session, in one indexed round trip. */
-export interface SessionState {
-  role: Role;
-  disabled: boolean;
-  tokenVersion: number;
+export interface SessionState extends AuthUser {
   sessionActive: boolean;
 }
 
@@ -45,15 +45,19 @@ export function createAuthRepository(db: Db) {
     },
 
     /**
-     * The per-request check: role, disabled, token version, and whether the token's session (refresh family) is still
-     * live, in one statement on the users primary key and the refresh_tokens family index.
+     * The per-request check: the user's public fields, role, disabled, token version, and whether the token's session
+     * (refresh family) is still live, in one statement on the users primary key and the refresh_tokens family index.
      */
     async sessionState(userId: string, familyId: string, tx: DbOrTx = db): Promise<SessionState | null> {
       const [row] = await tx
         .select({
+          id: users.id,
+          email: users.email,
           role: users.role,
           disabled: users.disabled,
           tokenVersion: users.tokenVersion,
+          createdAt: users.createdAt,
+          lastLoginAt: users.lastLoginAt,
           // Spelled out: drizzle leaves columns unqualified inside a select-list sql fragment.
           sessionActive: sql<boolean>`exists (select 1 from "refresh_tokens" rt where rt."family_id" = ${familyId} and rt."user_id" = ${userId} and rt."revoked_at" is null)`,
         })

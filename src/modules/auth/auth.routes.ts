@@ -111,7 +111,7 @@ const authRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: UserResponse, ...problems(401, 429) },
       },
     },
-    async (request) => service.me(request.user.sub),
+    async (request) => service.me(request.authUser),
   );
 
   app.post(

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../../db/client.js';
 import { badRequest, conflict, forbidden, HttpProblem, unauthorized } from '../../errors.js';
 import { audit } from '../audit/audit.repository.js';
-import { isUniqueViolation, type AuthRepository, type Role, type UserRow } from './auth.repository.js';
+import { isUniqueViolation, type AuthRepository, type AuthUser, type Role, type UserRow } from './auth.repository.js';
 import { normaliseEmail, type PasswordHasher } from './passwords.js';
 import { hashToken, newRefreshToken, type AccessClaims } from './tokens.js';
 
@@ -31,7 +31,7 @@ export interface TokenPair {
   tokenType: 'Bearer';
 }
 
-export const toPublicUser = (u: UserRow): PublicUser => ({
+export const toPublicUser = (u: AuthUser): PublicUser => ({
   id: u.id,
   email: u.email,
   role: u.role,
@@ -51,11 +51,14 @@ export interface AuthServiceDeps {
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
   log: FastifyBaseLogger;
+  /** Called after a committed change to a user or their sessions (drops the per-process auth state cache). */
+  invalidateUser?: (userId: string) => void;
 }
 
 /** Accounts and sessions: registration, login, refresh rotation with reuse detection, logout, password change. */
 export function createAuthService(deps: AuthServiceDeps) {
   const { db, repo } = deps;
+  const changed = (userId: string) => deps.invalidateUser?.(userId);
 
   /** Starts or continues a session family: a new refresh token row and an access token for the user as stored now. */
   async function issueTokens(user: UserRow, familyId: string, tx: Parameters<Parameters<Db['transaction']>[0]>[0]): Promise<TokenPair> {
@@ -158,6 +161,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         });
         return pair;
       });
+      changed(user.id);
       return { ...tokens, user: toPublicUser({ ...user, lastLoginAt: new Date() }) };
     },
 
@@ -192,6 +196,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         }
         return { kind: 'ok' as const, pair: await issueTokens(user, row.familyId, tx) };
       });
+      if (outcome.kind === 'reuse' || outcome.kind === 'disabled') changed(row.userId);
       if (outcome.kind === 'reuse') deps.log.warn({ userId: row.userId, sessionId: row.familyId }, 'refresh token reuse detected: session revoked');
       if (outcome.kind !== 'ok') throw INVALID_REFRESH();
       return outcome.pair;
@@ -211,10 +216,11 @@ export function createAuthService(deps: AuthServiceDeps) {
           details: { revokedTokens: revoked },
         });
       });
+      changed(claims.sub);
     },
 
-    async me(userId: string): Promise<PublicUser> {
-      const user = await repo.findById(userId);
+    /** The user `authenticate` loaded for this request. */
+    me(user: AuthUser | null): PublicUser {
       if (!user) throw unauthorized('Session is no longer valid', 'SESSION_REVOKED');
       return toPublicUser(user);
     },
@@ -251,6 +257,7 @@ export function createAuthService(deps: AuthServiceDeps) {
           details: { revokedTokens: revoked },
         });
       });
+      changed(user.id);
     },
 
     /**

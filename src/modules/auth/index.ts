@@ -23,6 +23,7 @@ export default fp(
       accessTtlSeconds: app.config.auth.accessTtlSeconds,
       refreshTtlSeconds: app.config.auth.refreshTtlSeconds,
       log: app.log,
+      invalidateUser: (userId) => app.authStateCache.invalidate(userId),
     });
     app.decorate('authService', service);
 

@@ -169,7 +169,8 @@ test('a login rehashes a password hashed with older argon2 parameters', async (t
 });
 
 test('disabled account: its valid token is refused at once, and login is refused', async (t) => {
-  const app = await build(t);
+  // The rows are changed behind the app's back (as another instance would): no per-process cache for this test.
+  const app = await build(t, { env: { AUTH_CACHE_TTL_MS: '0' } });
   const s = await registerAndLogin(app, 'dave@example.com');
   await app.database.db.update(users).set({ disabled: true }).where(eq(users.id, s.id));
   assertProblem(await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) }), 401, 'SESSION_REVOKED');
@@ -196,4 +197,30 @@ test('passwords and tokens never reach the logs', async (t) => {
   for (const secret of [PASSWORD, 'another long secret', 'wrong but secret 123', s.refreshToken, rotated.refreshToken, s.accessToken, rotated.accessToken, s.accessToken.split('.')[2]]) {
     assert.equal(logs.includes(secret), false, `a secret leaked into the logs: ${secret.slice(0, 6)}...`);
   }
+});
+
+test('auth state cache: reused within its TTL, invalidated at once by changes made through this process', async (t) => {
+  const app = await build(t, { env: { AUTH_CACHE_TTL_MS: '5000' } });
+  const s = await registerAndLogin(app, 'cached@example.com');
+  const s2 = await login(app, 'cached@example.com');
+  assert.equal((await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) })).statusCode, 200);
+  assert.equal(app.authStateCache.size, 1);
+
+  // A change behind the app's back (another instance) is seen only after the TTL: the documented trade-off.
+  await app.database.db.update(users).set({ disabled: true }).where(eq(users.id, s.id));
+  assert.equal((await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) })).statusCode, 200);
+  app.authStateCache.invalidate(s.id);
+  assertProblem(await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) }), 401, 'SESSION_REVOKED');
+  await app.database.db.update(users).set({ disabled: false }).where(eq(users.id, s.id));
+  app.authStateCache.clear();
+
+  // Changes through this process take effect on the very next request despite the long TTL.
+  assert.equal((await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) })).statusCode, 200);
+  assert.equal((await app.inject({ url: '/auth/me', headers: bearer(s2.accessToken) })).statusCode, 200);
+  assert.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(s.accessToken) })).statusCode, 204);
+  assertProblem(await app.inject({ url: '/auth/me', headers: bearer(s.accessToken) }), 401, 'SESSION_REVOKED');
+  assert.equal((await app.inject({ url: '/auth/me', headers: bearer(s2.accessToken) })).statusCode, 200);
+  const ok = await app.inject({ method: 'POST', url: '/auth/password', headers: bearer(s2.accessToken), payload: { currentPassword: PASSWORD, newPassword: 'cache test new password' } });
+  assert.equal(ok.statusCode, 204);
+  assertProblem(await app.inject({ url: '/auth/me', headers: bearer(s2.accessToken) }), 401, 'SESSION_REVOKED');
 });

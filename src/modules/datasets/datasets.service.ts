@@ -289,7 +289,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
   async function statFile(name: string): Promise<{ path: string; info: DatasetFileInfo; mtime: Date }> {
     const path = await resolveDatasetFile(filesDir, name);
     const st = await stat(path);
-    const mtime = new Date(Math.floor(st.mtimeMs));
+    const mtime = new Date(st.mtime.getTime()); // the same ms value listDatasetFiles reports
     return { path, mtime, info: { name, bytes: st.size, modifiedAt: mtime.toISOString() } };
   }
 

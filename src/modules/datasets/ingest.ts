@@ -334,6 +334,7 @@ class Scanner {
         this.carry = Buffer.concat([this.carry, buf.subarray(pos)]);
         return;
       }
+      if (this.carry.length + nl - pos > MAX_LINE_BYTES) throw invalid(this.line + 1, 'line longer than 64 KiB');
       const whole = Buffer.concat([this.carry, buf.subarray(pos, nl)]);
       this.carry = null;
       this.parseLine(whole, 0, whole.length);
@@ -342,6 +343,8 @@ class Scanner {
     for (;;) {
       const nl = buf.indexOf(10, pos);
       if (nl < 0) break;
+      // The limit holds whatever the chunking: a long line inside one big chunk is refused like one split across many.
+      if (nl - pos > MAX_LINE_BYTES) throw invalid(this.line + 1, 'line longer than 64 KiB');
       this.parseLine(buf, pos, nl);
       pos = nl + 1;
     }

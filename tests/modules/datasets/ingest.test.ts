@@ -142,6 +142,9 @@ describe('bad CSV is refused with 400 INVALID_CSV naming the line', () => {
   test('quoting errors and over-long lines', async () => {
     await assertInvalid(`${H}${R1}"1606781100000,11,13,10,12,6\n`, 3, /unterminated quoted field/);
     await assertInvalid(`${H}${R1}1606781100000,11,13,10,12,${'1'.repeat(70_000)}\n`, 3, /longer than 64 KiB/, 4096);
+    // the same line inside one big chunk, and completing a carried partial line
+    await assertInvalid(`${H}${R1}1606781100000,11,13,10,12,${'1'.repeat(70_000)}\n${R2}`, 3, /longer than 64 KiB/, 1 << 20);
+    await assertInvalid(`${H}${R1}1606781100000,11,13,10,12,${' '.repeat(70_000)}\n${R2}`, 3, /longer than 64 KiB/, 40_000);
   });
 
   test('line numbers count CRLF lines and blank lines, and do not depend on chunking', async () => {

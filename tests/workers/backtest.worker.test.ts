@@ -1,6 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import runBacktest, { ENGINE_VERSION } from '../../workers/backtest.worker.js';
@@ -126,5 +128,33 @@ describe('backtest worker through a real Piscina pool', () => {
     // the pool still works afterwards
     const small = await pool.run({ columns: btc, range: { toIndex: 3000 }, strategy: example('sma-cross'), settings } satisfies BacktestTask);
     assert.equal(small.bars, 3000);
+  });
+
+  test('the compiled JavaScript worker (the dist build) runs in a pool without tsx', async (t) => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    mkdirSync(`${root}dist`, { recursive: true });
+    const out = mkdtempSync(`${root}dist/worker-test-`); // inside the repo, so that `zod` resolves from node_modules
+    t.after(() => rmSync(out, { recursive: true, force: true }));
+    const program = ts.createProgram([fileURLToPath(WORKER)], {
+      outDir: out,
+      rootDir: root,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      strict: true,
+      skipLibCheck: true,
+      verbatimModuleSyntax: true,
+      types: ['node'],
+    });
+    const emitted = program.emit();
+    assert.equal(emitted.emitSkipped, false);
+    // execArgv [] : no tsx loader in the worker thread, plain Node runs the emitted .js files
+    const pool = new Piscina({ filename: pathToFileURL(`${out}/workers/backtest.worker.js`).href, execArgv: [], maxThreads: 1, minThreads: 0 });
+    t.after(() => pool.destroy());
+    const task: BacktestTask = { columns: btc, range: { toIndex: 10_000 }, strategy: example('sma-cross'), settings };
+    const r: BacktestResult = await pool.run(task);
+    const direct = await runBacktest(task);
+    assert.equal(r.engineVersion, ENGINE_VERSION);
+    assert.deepEqual(r.metrics, direct.metrics);
   });
 });

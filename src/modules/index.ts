@@ -5,6 +5,7 @@ import healthRoutes from './health/health.routes.js';
 import authModule from './auth/index.js';
 import adminModule from './admin/index.js';
 import accountModule from './account/index.js';
+import strategiesModule from './strategies/index.js';
 import datasetsModule from './datasets/index.js';
 
 /**
@@ -21,5 +22,6 @@ export default fp(async function api(app: FastifyInstance) {
   await app.register(authModule);
   await app.register(adminModule);
   await app.register(accountModule);
+  await app.register(strategiesModule);
   await app.register(datasetsModule);
 }, { name: 'api' });

@@ -2,3 +2,4 @@ export * from './users.js';
 export * from './exchange-keys.js';
 export * from './datasets.js';
 export * from './strategies.js';
+export * from './ai.js';

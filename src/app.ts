@@ -14,6 +14,7 @@ import rateLimit from './plugins/rate-limit.js';
 import swagger from './plugins/swagger.js';
 import underPressure from './plugins/under-pressure.js';
 import eventBus from './plugins/event-bus.js';
+import workerPool from './plugins/worker-pool.js';
 import errorHandler, { sendProblem } from './plugins/error-handler.js';
 import api from './modules/index.js';
 
@@ -64,6 +65,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   await app.register(swagger);
   await app.register(underPressure);
   await app.register(eventBus);
+  await app.register(workerPool);
 
   app.setNotFoundHandler(
     { preHandler: app.rateLimit(app.rateLimitPolicies.notFound) },

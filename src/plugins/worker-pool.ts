@@ -1,0 +1,64 @@
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { Piscina } from 'piscina';
+import { projectRoot } from '../shared/paths.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The one Piscina pool for CPU-heavy work (backtests). Tasks are pure functions in workers/. */
+    workerPool: Piscina;
+  }
+}
+
+/**
+ * The worker file, picked in this one place: from source (tsx) the TypeScript file runs through tsx's loader, which
+ * worker threads inherit from process.execArgv; the build runs dist/workers/*.js with plain Node.
+ */
+export function workerFile(name: string): string {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const file = fromSource ? path.join(projectRoot, 'workers', `${name}.ts`) : path.join(projectRoot, 'dist', 'workers', `${name}.js`);
+  if (!existsSync(file)) throw new Error(`worker file ${file} is missing${fromSource ? '' : ' (run npm run build)'}`);
+  return pathToFileURL(file).href;
+}
+
+export function poolThreads(configured: number): number {
+  return configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
+}
+
+export default fp(
+  async function workerPoolPlugin(app: FastifyInstance) {
+    const threads = poolThreads(app.config.backtest.threads);
+    const pool = new Piscina({
+      filename: workerFile('backtest.worker'),
+      minThreads: 0, // threads start with the first task: an idle API (and every test app) costs none
+      maxThreads: threads,
+      maxQueue: app.config.backtest.queueMax,
+      idleTimeout: 60_000,
+      // A runaway strategy must not take the API process down with it.
+      resourceLimits: { maxOldGenerationSizeMb: 1024 },
+    });
+    // A crashed worker rejects its own task; the pool replaces the thread. Log it, keep serving.
+    pool.on('error', (err: Error) => app.log.error({ err }, 'worker pool error'));
+    app.decorate('workerPool', pool);
+
+    app.readiness.register('worker-pool', () => ({
+      ok: pool.queueSize < app.config.backtest.queueMax,
+      detail: `${pool.threads.length}/${threads} threads, ${pool.queueSize}/${app.config.backtest.queueMax} queued`,
+    }));
+    app.diagnostics.register('workerPool', () => ({
+      maxThreads: threads,
+      threads: pool.threads.length,
+      queueSize: pool.queueSize,
+      maxQueue: app.config.backtest.queueMax,
+      completed: pool.completed,
+      utilization: Math.round(pool.utilization * 1000) / 1000,
+    }));
+    // Running tasks are aborted on shutdown: their jobs stay queued in the database and run again after a restart.
+    app.addHook('onClose', async () => pool.destroy());
+  },
+  { name: 'worker-pool', dependencies: ['readiness', 'diagnostics'] },
+);

@@ -48,7 +48,9 @@ export interface PaperState {
   orders: PaperOrder[];
   trades: Trade[];
   positions: Record<string, PaperPosition>;
-  /** Sum of realised PnL over all symbols (swap) and of sells against average cost is not tracked for spot. */
+  /** Spot holdings bought through this account, at average cost incl. buy fees (for spot realised PnL). */
+  spotBasis?: Record<string, { amount: Decimal; avgCost: Decimal }>;
+  /** Realised PnL in quote/settle currency: swap closes, and spot sells against their average cost (net of fees). */
   realizedPnl: Decimal;
   seq: number;
 }
@@ -216,6 +218,7 @@ export function createPaperAdapter(opts: PaperAdapterOptions): PaperAdapter {
         credit(s, m.base, dec.neg(order.amount));
         credit(s, m.quote, dec.sub(cost, fee));
       }
+      s.realizedPnl = dec.add(s.realizedPnl, applyToSpotBasis(s, m, order.side, order.amount, cost, fee));
     } else {
       const realized = applyToPosition(s, m, order.side, order.amount, price);
       credit(s, settle, dec.sub(realized, fee));
@@ -237,6 +240,30 @@ export function createPaperAdapter(opts: PaperAdapterOptions): PaperAdapter {
     };
     s.trades.push(trade);
     for (const l of tradeListeners) l(trade);
+  }
+
+  /**
+   * Average-cost bookkeeping for spot: buys raise the basis (fees included); sells realise (proceeds - fee) minus the
+   * basis of what they sell. Coins the account started with have no basis and realise nothing.
+   */
+  function applyToSpotBasis(s: PaperState, m: Market, side: 'buy' | 'sell', amount: Decimal, cost: Decimal, fee: Decimal): Decimal {
+    s.spotBasis ??= {};
+    const basis = s.spotBasis[m.symbol] ?? { amount: '0', avgCost: '0' };
+    if (side === 'buy') {
+      const total = dec.add(basis.amount, amount);
+      basis.avgCost = dec.div(dec.add(dec.mul(basis.amount, basis.avgCost), dec.add(cost, fee)), total);
+      basis.amount = total;
+      s.spotBasis[m.symbol] = basis;
+      return '0';
+    }
+    const matched = dec.min(amount, basis.amount);
+    if (dec.isZero(matched)) return '0';
+    const proceeds = dec.mul(dec.sub(cost, fee), dec.div(matched, amount));
+    const realized = dec.sub(proceeds, dec.mul(matched, basis.avgCost));
+    basis.amount = dec.sub(basis.amount, matched);
+    if (dec.isZero(basis.amount)) basis.avgCost = '0';
+    s.spotBasis[m.symbol] = basis;
+    return dec.round(realized, 12);
   }
 
   function applyToPosition(s: PaperState, m: Market, side: 'buy' | 'sell', amount: Decimal, price: Decimal): Decimal {

@@ -51,13 +51,18 @@ export function runConformance(opts: ConformanceOptions): void {
     let fake: FakeExchange;
     const adapters: ExchangeAdapter[] = [];
 
-    const adapter = (marketType: MarketType, overrides: { secret?: string; timeoutMs?: number } = {}) => {
+    const adapter = (marketType: MarketType, overrides: { secret?: string; passphrase?: string; sandbox?: boolean } = {}) => {
       const a = createCcxtAdapter({
         exchange,
         marketType,
-        credentials: { ...fake.credentials, secret: overrides.secret ?? fake.credentials.secret },
+        credentials: {
+          ...fake.credentials,
+          secret: overrides.secret ?? fake.credentials.secret,
+          passphrase: overrides.passphrase ?? fake.credentials.passphrase,
+        },
+        sandbox: overrides.sandbox,
         urls: { rest: fake.url, ws: fake.wsUrl },
-        timeoutMs: overrides.timeoutMs ?? CLIENT_TIMEOUT_MS,
+        timeoutMs: CLIENT_TIMEOUT_MS,
       });
       adapters.push(a);
       return a;
@@ -86,6 +91,20 @@ export function runConformance(opts: ConformanceOptions): void {
       assert.equal(problem.statusCode, 422);
       assert.equal(problem.code, 'EXCHANGE_AUTH_FAILED');
       assert.match(problem.message, new RegExp(exchange));
+    });
+
+    if (exchange !== 'binance') {
+      test('a wrong passphrase is EXCHANGE_AUTH_FAILED', async () => {
+        const problem = await problemOf(fake, () => adapter('spot', { passphrase: 'wrong-passphrase' }).verifyCredentials());
+        assert.equal(problem.code, 'EXCHANGE_AUTH_FAILED');
+        assert.ok(!problem.message.includes('wrong-passphrase'));
+      });
+    }
+
+    test('sandbox mode keeps the URL overrides (applied after setSandboxMode)', async () => {
+      const a = adapter('spot', { sandbox: true });
+      const balance = await a.fetchBalance();
+      assert.ok(balance.USDT, 'the sandbox client reached the fake');
     });
 
     test('markets carry precision and limits as decimal strings', async () => {
@@ -250,6 +269,20 @@ export function runConformance(opts: ConformanceOptions): void {
       assert.ok(found, 'the order the exchange accepted is found');
       assert.equal(found.clientOrderId, 'tmo1');
       assert.equal(fake.orders().filter((o) => o.clientOrderId === 'tmo1').length, 1, 'exactly one order');
+    });
+
+    test('an answer slower than the client timeout: outcome unknown, exactly one order held', async () => {
+      const a = adapter('spot');
+      await a.loadMarkets();
+      fake.failNext({ kind: 'delay', delayMs: CLIENT_TIMEOUT_MS * 3, method: 'POST' });
+      const problem = await problemOf(fake, () =>
+        a.createOrder({ symbol: SPOT, side: 'sell', type: 'limit', amount: opts.spotAmount, price: '80000', clientOrderId: 'slow1' }),
+      );
+      assert.ok(isOrderOutcomeUnknown(problem));
+      // The caller reconciles instead of retrying blindly:
+      const found = await a.fetchOrderByClientId('slow1', SPOT);
+      assert.equal(found?.status, 'open');
+      assert.equal(fake.orders().filter((o) => o.clientOrderId === 'slow1').length, 1);
     });
 
     test('5xx on createOrder: outcome unknown; reconciliation finds no order', async () => {

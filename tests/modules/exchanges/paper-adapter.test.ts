@@ -74,6 +74,16 @@ describe('paper adapter', () => {
     assert.equal(trades[0]!.price, '50025');
   });
 
+  test('spot realised PnL: sells against the average cost of what was bought (fees included)', async () => {
+    const { adapter, prices } = setup({ slippageBps: 0 });
+    await adapter.createOrder({ symbol: 'BTC/USDT', side: 'buy', type: 'market', amount: '0.1', clientOrderId: 'b1' });
+    // basis: 5000 + 5 fee = 5005 for 0.1 BTC
+    prices.set('BTC/USDT', '52000');
+    await adapter.createOrder({ symbol: 'BTC/USDT', side: 'sell', type: 'market', amount: '0.05', clientOrderId: 's1' });
+    // proceeds 2600 - 2.6 fee = 2597.4; basis of 0.05 = 2502.5
+    assert.equal(await adapter.realizedPnl(), '94.9');
+  });
+
   test('a market sell fills at price - slippage', async () => {
     const { adapter } = setup({ startingBalances: { BTC: '1' } });
     const order = await adapter.createOrder({ symbol: 'BTC/USDT', side: 'sell', type: 'market', amount: '0.5', clientOrderId: 's1' });

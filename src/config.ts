@@ -64,6 +64,8 @@ export const EnvSchema = z.object({
   ARGON2_TIME_COST: int(2, 1, 100),
   ARGON2_PARALLELISM: int(1, 1, 16),
   AUTH_CACHE_TTL_MS: int(1000, 0, 5000).describe('Per-process cache of user/session state behind access tokens; 0 = off'),
+  PASSWORD_HASH_CONCURRENCY: int(0, 0, 256).describe('argon2 operations at once per process; 0 = cores - 1 (at least 1)'),
+  PASSWORD_HASH_QUEUE_MAX: int(64, 0, 100_000).describe('argon2 operations waiting before logins answer 503'),
   ADMIN_EMAIL: optionalString,
   ADMIN_PASSWORD: optionalString,
 
@@ -120,6 +122,8 @@ const parsedEnv = EnvSchema.transform((e) => ({
     refreshTtlSeconds: e.JWT_REFRESH_TTL_SECONDS,
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     cacheTtlMs: e.AUTH_CACHE_TTL_MS,
+    hashConcurrency: e.PASSWORD_HASH_CONCURRENCY,
+    hashQueueMax: e.PASSWORD_HASH_QUEUE_MAX,
     adminEmail: e.ADMIN_EMAIL,
     adminPassword: e.ADMIN_PASSWORD,
   },

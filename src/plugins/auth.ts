@@ -143,7 +143,12 @@ export default fp(
 
     const repo = createAuthRepository(app.database.db);
     const cache = createStateCache(cacheTtlMs, (userId, sid) => repo.sessionState(userId, sid));
-    app.decorate('passwords', createPasswordHasher(app.config.auth.argon2));
+    const passwords = createPasswordHasher(app.config.auth.argon2, {
+      concurrency: app.config.auth.hashConcurrency,
+      queueMax: app.config.auth.hashQueueMax,
+    });
+    app.decorate('passwords', passwords);
+    app.diagnostics.register('passwords', () => passwords.stats());
     app.decorate('authStateCache', { invalidate: cache.invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
     app.decorateRequest('authUser', null);
 
@@ -184,7 +189,7 @@ export default fp(
       },
     } satisfies UserLifecycle);
   },
-  { name: 'auth', dependencies: ['db'] },
+  { name: 'auth', dependencies: ['db', 'diagnostics'] },
 );
 
 /**

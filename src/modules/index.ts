@@ -7,6 +7,7 @@ import adminModule from './admin/index.js';
 import accountModule from './account/index.js';
 import strategiesModule from './strategies/index.js';
 import datasetsModule from './datasets/index.js';
+import aiStrategyModule from './ai-strategy/index.js';
 
 /**
  * The API: every domain in this one visible list. Wrapped in fastify-plugin so domain services (app.keysService,
@@ -24,4 +25,5 @@ export default fp(async function api(app: FastifyInstance) {
   await app.register(accountModule);
   await app.register(strategiesModule);
   await app.register(datasetsModule);
+  await app.register(aiStrategyModule);
 }, { name: 'api' });

@@ -109,6 +109,24 @@ export interface GenerateResult {
   latencyMs: number;
 }
 
+/** What a failed generate() had consumed before it failed (for the caller's records); see `generationFailure`. */
+export interface GenerationFailure {
+  /** Model reported by the provider in its last answer, or the configured model when none arrived. */
+  model: string;
+  usage: TokenUsage;
+  rounds: number;
+  /** The last non-empty answer received (rejected), verbatim; undefined when none arrived. */
+  lastAnswer?: string;
+  latencyMs: number;
+}
+
+const failures = new WeakMap<object, GenerationFailure>();
+
+/** The consumption record attached to an error thrown by `generate()` (not part of the error's public body). */
+export function generationFailure(err: unknown): GenerationFailure | undefined {
+  return typeof err === 'object' && err !== null ? failures.get(err) : undefined;
+}
+
 export interface ModelInfo {
   id: string;
   ownedBy: string;
@@ -352,18 +370,30 @@ export function createStrategyGenerator(options: StrategyGeneratorOptions): Stra
     }
     input.signal?.throwIfAborted();
     const started = Date.now();
+    const state: GenerationFailure = { model, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, rounds: 0, latencyMs: 0 };
+    try {
+      return await run(input, started, state);
+    } catch (err) {
+      state.latencyMs = Date.now() - started;
+      if (typeof err === 'object' && err !== null) failures.set(err, state);
+      throw err;
+    }
+  }
+
+  async function run(input: GenerateInput, started: number, state: GenerationFailure): Promise<GenerateResult> {
     const deadline = started + timeoutMs;
     const budget = AbortSignal.timeout(timeoutMs);
     const messages: ChatCompletionMessageParam[] = [
       { role: 'system', content: systemPrompt },
       { role: 'user', content: buildUserPrompt(input) },
     ];
-    const usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+    const usage = state.usage;
     let emptyLeft = emptyRetries;
     let rounds = 0;
 
     for (;;) {
       const completion = await complete(messages, budget, deadline, input.signal);
+      if (typeof completion.model === 'string' && completion.model !== '') state.model = completion.model;
       usage.promptTokens += completion.usage?.prompt_tokens ?? 0;
       usage.completionTokens += completion.usage?.completion_tokens ?? 0;
       usage.totalTokens += completion.usage?.total_tokens ?? 0;
@@ -380,6 +410,8 @@ export function createStrategyGenerator(options: StrategyGeneratorOptions): Stra
       }
 
       rounds++;
+      state.rounds = rounds;
+      state.lastAnswer = content;
       const checked = checkAnswer(content, choice?.finish_reason ?? null, { maxAnswerBytes, validate });
       if (checked.ok) {
         const latencyMs = Date.now() - started;

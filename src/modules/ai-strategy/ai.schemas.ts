@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { CursorQuery, pageOf } from '../../shared/pagination.js';
+import { AI_OUTCOMES } from '../../db/schema/ai.js';
+
+export const PROMPT_MIN = 10;
+export const PROMPT_MAX = 4000;
+
+/** Optional backtest of the generated strategy (implies `save`); passed to the backtests domain as is. */
+export const GenerateBacktestOptions = z
+  .object({
+    datasetId: z.uuid().describe('One of your datasets (GET /datasets)'),
+    initialCash: z.string().regex(/^\d{1,15}(\.\d{1,8})?$/, 'a positive decimal string').optional().describe('Starting cash as a decimal string'),
+    feeBps: z.number().min(0).max(1000).optional().describe('Fee per fill in basis points'),
+    slippageBps: z.number().min(0).max(1000).optional().describe('Slippage per fill in basis points'),
+    from: z.iso.datetime().optional().describe('First bar (inclusive)'),
+    to: z.iso.datetime().optional().describe('Last bar (inclusive)'),
+  })
+  .describe('Start a backtest of the generated strategy on one of your datasets; the strategy is saved first');
+export type GenerateBacktestOptions = z.infer<typeof GenerateBacktestOptions>;
+
+export const GenerateBody = z.object({
+  prompt: z.string().trim().min(PROMPT_MIN).max(PROMPT_MAX).describe('What the strategy should do, in your words'),
+  symbol: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9]{1,20}([/:_-][A-Za-z0-9]{1,20}){0,2}$/, 'a market symbol such as BTC/USDT')
+    .optional()
+    .describe('Market the strategy is meant for, e.g. BTC/USDT'),
+  timeframe: z.string().regex(/^\d{1,3}[smhdwM]$/, 'a timeframe such as 15m, 1h or 1d').optional().describe('Bar size, e.g. 1h'),
+  risk: z.enum(['low', 'medium', 'high']).optional().describe('Risk appetite'),
+  constraints: z.array(z.string().trim().min(1).max(300)).max(20).optional().describe('Extra requirements, one per item'),
+  save: z.boolean().default(false).describe('Save the strategy (origin "ai", with the prompt) when it is valid'),
+  name: z.string().trim().min(1).max(100).optional().describe('Name of the saved strategy (default: the generated name)'),
+  backtest: GenerateBacktestOptions.optional(),
+});
+export type GenerateBody = z.infer<typeof GenerateBody>;
+
+export const TokenUsage = z.object({
+  promptTokens: z.number().int(),
+  completionTokens: z.number().int(),
+  totalTokens: z.number().int(),
+});
+
+export const GenerateResponse = z
+  .object({
+    generationId: z.uuid().describe('The history entry of this generation (GET /ai_strategy/history/{id})'),
+    strategy: z.record(z.string(), z.unknown()).describe('The strategy document, valid against GET /strategies/schema'),
+    explanation: z.string().describe('Short explanation from the model'),
+    model: z.string().describe('Model that answered'),
+    usage: TokenUsage.describe('Tokens used, summed over every model call of this generation'),
+    latencyMs: z.number().int(),
+    rounds: z.number().int().describe('Answers parsed (1 = valid at once; more when repair rounds were needed)'),
+    strategyId: z.uuid().optional().describe('Present when the strategy was saved'),
+    backtestId: z.uuid().optional().describe('Present when a backtest was started (GET /backtest/result/{id})'),
+  })
+  .meta({ id: 'AiGeneration' });
+export type GenerateResponse = z.infer<typeof GenerateResponse>;
+
+export const ModelList = z.object({
+  items: z.array(z.object({ id: z.string(), ownedBy: z.string() })),
+  configured: z.string().describe('The model used for generations (DEEPSEEK_MODEL)'),
+});
+
+export const HistoryItem = z.object({
+  id: z.uuid(),
+  prompt: z.string(),
+  model: z.string(),
+  outcome: z.enum(AI_OUTCOMES),
+  errorCode: z.string().nullable(),
+  usage: TokenUsage,
+  latencyMs: z.number().int().nullable(),
+  rounds: z.number().int(),
+  strategyId: z.uuid().nullable(),
+  backtestId: z.uuid().nullable(),
+  createdAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+});
+export type HistoryItem = z.infer<typeof HistoryItem>;
+
+export const HistoryDetail = HistoryItem.extend({
+  request: z.record(z.string(), z.unknown()).describe('The options of the request (symbol, timeframe, risk, constraints, save, name, backtest)'),
+  errorDetail: z.string().nullable(),
+  explanation: z.string().nullable(),
+  rawAnswer: z.string().nullable().describe("The model's last answer, verbatim (truncated to 64 KiB)"),
+}).meta({ id: 'AiGenerationRecord' });
+export type HistoryDetail = z.infer<typeof HistoryDetail>;
+
+export const HistoryQuery = CursorQuery;
+export const HistoryPage = pageOf(HistoryItem);
+export const HistoryParams = z.object({ id: z.uuid() });

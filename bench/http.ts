@@ -10,7 +10,7 @@
  * Targets: auth-me ≥ 0.45× hello, auth-me+redis ≥ 0.33× hello.
  * Database: PostgreSQL when BENCH_DATABASE_URL is set (a fresh database is created and dropped), else embedded PGlite.
  */
-import { benchDatabase, interleave, load, postJson, printTable, startServer, type StartedServer } from './lib.js';
+import { benchDatabase, interleave, load, median, postJson, printTable, startServer, type StartedServer } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
@@ -78,6 +78,9 @@ try {
     rounds,
   );
   printTable(rows, { 'auth-me': 0.45, 'auth-me+redis': 0.33 });
+  // What authentication itself costs: the same app's unauthenticated probe as the baseline.
+  const live = median(rows[1].rps);
+  console.log(`\nvs live (same app, no auth): auth-me ${(median(rows[2].rps) / live).toFixed(2)}×, auth-me+redis ${(median(rows[3].rps) / live).toFixed(2)}×`);
 } finally {
   for (const s of servers) await s.stop();
   await db.drop();

@@ -2472,6 +2472,438 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ai_strategy/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate a strategy document from a description (optionally save it and start a backtest)
+         * @description The model answers in JSON mode; its document is validated with the same parser as user strategies and repaired by the model when invalid (at most 2 repair rounds), then returned as data. `save` stores it as an AI strategy with the prompt; `backtest` saves it and starts a backtest on one of your datasets. Every attempt counts against the daily quota (AI_DAILY_QUOTA per UTC day; 429 AI_QUOTA_EXCEEDED with Retry-After until midnight UTC) and is listed in GET /ai_strategy/history. Errors: 503 AI_NOT_CONFIGURED without an API key; 422 AI_STRATEGY_INVALID (with `errors`) when still invalid after the repairs; 502 when the provider refuses our key or fails; 503 (+ Retry-After) when it is rate limited, overloaded or out of balance; 504 on timeout.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description What the strategy should do, in your words */
+                        prompt: string;
+                        /** @description Market the strategy is meant for, e.g. BTC/USDT */
+                        symbol?: string;
+                        /** @description Bar size, e.g. 1h */
+                        timeframe?: string;
+                        /**
+                         * @description Risk appetite
+                         * @enum {string}
+                         */
+                        risk?: "low" | "medium" | "high";
+                        /** @description Extra requirements, one per item */
+                        constraints?: string[];
+                        /**
+                         * @description Save the strategy (origin "ai", with the prompt) when it is valid
+                         * @default false
+                         */
+                        save?: boolean;
+                        /** @description Name of the saved strategy (default: the generated name) */
+                        name?: string;
+                        /** @description Start a backtest of the generated strategy on one of your datasets; the strategy is saved first */
+                        backtest?: {
+                            /**
+                             * Format: uuid
+                             * @description One of your datasets (GET /datasets)
+                             */
+                            datasetId: string;
+                            /** @description Starting cash as a decimal string */
+                            initialCash?: string;
+                            /** @description Fee per fill in basis points */
+                            feeBps?: number;
+                            /** @description Slippage per fill in basis points */
+                            slippageBps?: number;
+                            /**
+                             * Format: date-time
+                             * @description First bar (inclusive)
+                             */
+                            from?: string;
+                            /**
+                             * Format: date-time
+                             * @description Last bar (inclusive)
+                             */
+                            to?: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiGeneration"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Internal error (no details exposed) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ai_strategy/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Models the AI provider offers, and the configured one */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                id: string;
+                                ownedBy: string;
+                            }[];
+                            /** @description The model used for generations (DEEPSEEK_MODEL) */
+                            configured: string;
+                        };
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ai_strategy/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI generations (every attempt, with its outcome), newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size (1-200) */
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                prompt: string;
+                                model: string;
+                                /** @enum {string} */
+                                outcome: "pending" | "succeeded" | "invalid" | "provider_error" | "timeout" | "rejected" | "failed";
+                                errorCode: string | null;
+                                usage: {
+                                    promptTokens: number;
+                                    completionTokens: number;
+                                    totalTokens: number;
+                                };
+                                latencyMs: number | null;
+                                rounds: number;
+                                strategyId: string | null;
+                                backtestId: string | null;
+                                /** Format: date-time */
+                                createdAt: string;
+                                finishedAt: string | null;
+                            }[];
+                            /** @description Pass as `cursor` for the next page; null on the last page */
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ai_strategy/history/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your AI generations, with the request options, the explanation and the raw answer */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AiGenerationRecord"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2714,6 +3146,69 @@ export interface components {
                 /** Format: date-time */
                 modifiedAt: string;
             } | null;
+        };
+        AiGeneration: {
+            /**
+             * Format: uuid
+             * @description The history entry of this generation (GET /ai_strategy/history/{id})
+             */
+            generationId: string;
+            /** @description The strategy document, valid against GET /strategies/schema */
+            strategy: {
+                [key: string]: unknown;
+            };
+            /** @description Short explanation from the model */
+            explanation: string;
+            /** @description Model that answered */
+            model: string;
+            /** @description Tokens used, summed over every model call of this generation */
+            usage: {
+                promptTokens: number;
+                completionTokens: number;
+                totalTokens: number;
+            };
+            latencyMs: number;
+            /** @description Answers parsed (1 = valid at once; more when repair rounds were needed) */
+            rounds: number;
+            /**
+             * Format: uuid
+             * @description Present when the strategy was saved
+             */
+            strategyId?: string;
+            /**
+             * Format: uuid
+             * @description Present when a backtest was started (GET /backtest/result/{id})
+             */
+            backtestId?: string;
+        };
+        AiGenerationRecord: {
+            /** Format: uuid */
+            id: string;
+            prompt: string;
+            model: string;
+            /** @enum {string} */
+            outcome: "pending" | "succeeded" | "invalid" | "provider_error" | "timeout" | "rejected" | "failed";
+            errorCode: string | null;
+            usage: {
+                promptTokens: number;
+                completionTokens: number;
+                totalTokens: number;
+            };
+            latencyMs: number | null;
+            rounds: number;
+            strategyId: string | null;
+            backtestId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            finishedAt: string | null;
+            /** @description The options of the request (symbol, timeframe, risk, constraints, save, name, backtest) */
+            request: {
+                [key: string]: unknown;
+            };
+            errorDetail: string | null;
+            explanation: string | null;
+            /** @description The model's last answer, verbatim (truncated to 64 KiB) */
+            rawAnswer: string | null;
         };
     };
     responses: never;

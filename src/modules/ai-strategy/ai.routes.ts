@@ -19,7 +19,7 @@ const aiRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: 'Generate a strategy document from a description (optionally save it and start a backtest)',
         description:
           'The model answers in JSON mode; its document is validated with the same parser as user strategies and repaired ' +
-          'by the model when invalid (at most DEEPSEEK repair rounds), then returned as data. `save` stores it as an AI ' +
+          'by the model when invalid (at most 2 repair rounds), then returned as data. `save` stores it as an AI ' +
           'strategy with the prompt; `backtest` saves it and starts a backtest on one of your datasets. Every attempt ' +
           'counts against the daily quota (AI_DAILY_QUOTA per UTC day; 429 AI_QUOTA_EXCEEDED with Retry-After until ' +
           'midnight UTC) and is listed in GET /ai_strategy/history. Errors: 503 AI_NOT_CONFIGURED without an API key; ' +

@@ -96,7 +96,9 @@ describe('indicators against hand-computed values', () => {
       const out = new Float64Array(xs.length);
       for (let i = 0, step = 1; i < xs.length; i += step, step = (step % 37) + 1) {
         const len = Math.min(step, xs.length - i);
-        ind.block(xs.subarray(i, i + len), out.subarray(i, i + len), len);
+        const chunk = new Float64Array(len);
+        ind.block(xs, i, chunk, len);
+        out.set(chunk, i);
       }
       return Array.from(out);
     });

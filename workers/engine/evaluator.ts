@@ -116,13 +116,13 @@ export function resolveAction(position: number, signals: number): Action {
 
 /**
  * Compiled form. Every value the strategy uses lives in a numbered slot; a slot is a column holding one block of
- * consecutive bars (`S[slot][k]` = value on the k-th bar of the block). Slots 0-4 are the candle fields.
+ * consecutive bars: value on the k-th bar of the block = `S[slot][O[slot] + k]`. Slots 0-4 are the candle fields
+ * (in array mode they point into the caller's columns at the block's offset, without copying or subarray views).
  * Nodes (indicators, lags) fill their output columns for a block in dependency order; conditions turn columns into
  * 0/1 masks. Array mode runs blocks of up to BLOCK bars, onCandle runs blocks of one bar: same code, same numbers.
  */
-type Slots = Float64Array[];
-type Node = (S: Slots, len: number) => void;
-type CondRun = (S: Slots, len: number) => Uint8Array;
+type Node = (len: number) => void;
+type CondRun = (len: number) => Uint8Array;
 /** Builds a condition once every slot is known; `last` holds each slot's value on the bar before the block. */
 type CondFactory = (last: Float64Array) => CondRun;
 
@@ -154,6 +154,9 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
   const slotInit: number[] = [NaN, NaN, NaN, NaN, NaN];
   const newSlot = (init = NaN) => slotInit.push(init) - 1;
   const nodes: Node[] = [];
+  /** Slot columns and their offsets, filled once every slot is known (closures only read them at run time). */
+  const S: Float64Array[] = [];
+  const O: number[] = [];
   const num = (n: NumberOrParam) => numberOf(n, params);
 
   const defs = doc.indicators ?? {};
@@ -176,7 +179,7 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
       s = newSlot();
       const lag = new Lag(bars);
       const out = s;
-      nodes.push((S, len) => lag.block(S[slot], S[out], len));
+      nodes.push((len) => lag.block(S[slot], O[slot], S[out], len));
       lagSlots.set(key, s);
     }
     return s;
@@ -222,13 +225,13 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
           : def.type === 'roc' ? new Roc(p)
           : def.type === 'highest' ? new Highest(p)
           : new Lowest(p);
-        nodes.push((S, len) => ind.block(S[src], S[out], len));
+        nodes.push((len) => ind.block(S[src], O[src], S[out], len));
         return { value: out };
       }
       case 'atr': {
         const ind = new Atr(num(def.period));
         const out = newSlot();
-        nodes.push((S, len) => ind.block(S[1], S[2], S[3], S[out], len));
+        nodes.push((len) => ind.block(S[1], S[2], S[3], O[1], S[out], len));
         return { value: out };
       }
       case 'macd': {
@@ -237,15 +240,7 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const line = newSlot();
         const signal = newSlot();
         const hist = newSlot();
-        nodes.push((S, len) => {
-          const a = S[src];
-          const [l, s, h] = [S[line], S[signal], S[hist]];
-          for (let k = 0; k < len; k++) {
-            l[k] = ind.update(a[k]);
-            s[k] = ind.signal;
-            h[k] = ind.hist;
-          }
-        });
+        nodes.push((len) => ind.block(S[src], O[src], S[line], S[signal], S[hist], len));
         return { line, signal, hist };
       }
       case 'bbands': {
@@ -254,16 +249,7 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const upper = newSlot();
         const middle = newSlot();
         const lower = newSlot();
-        nodes.push((S, len) => {
-          const a = S[src];
-          const [u, m, l] = [S[upper], S[middle], S[lower]];
-          for (let k = 0; k < len; k++) {
-            const mid = ind.update(a[k]);
-            m[k] = mid;
-            u[k] = mid === mid ? ind.upper : NaN;
-            l[k] = mid === mid ? ind.lower : NaN;
-          }
-        });
+        nodes.push((len) => ind.block(S[src], O[src], S[upper], S[middle], S[lower], len));
         return { upper, middle, lower };
       }
     }
@@ -286,10 +272,11 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
           const runs = parts.map((f) => f(last));
           if (runs.length === 1) return runs[0];
           const m = new Uint8Array(BLOCK);
-          return (S, len) => {
-            m.set(runs[0](S, len).subarray(0, len));
+          return (len) => {
+            const m0 = runs[0](len);
+            for (let k = 0; k < len; k++) m[k] = m0[k];
             for (let j = 1; j < runs.length; j++) {
-              const mj = runs[j](S, len);
+              const mj = runs[j](len);
               if (isAnd) for (let k = 0; k < len; k++) m[k] &= mj[k];
               else for (let k = 0; k < len; k++) m[k] |= mj[k];
             }
@@ -302,8 +289,8 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         return (last) => {
           const run = inner(last);
           const m = new Uint8Array(BLOCK);
-          return (S, len) => {
-            const mi = run(S, len);
+          return (len) => {
+            const mi = run(len);
             for (let k = 0; k < len; k++) m[k] = mi[k] ^ 1;
             return m;
           };
@@ -314,7 +301,7 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const a = operandSlot(cond.left);
         const b = operandSlot(cond.right);
         if (op === 'crossesAbove' || op === 'crossesBelow') crossSlots.add(a).add(b);
-        return (last) => compareCond(op, a, b, last);
+        return (last) => compareCond(op, a, b, S, O, last);
       }
     }
   }
@@ -330,8 +317,10 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
   const trailSlot = atrSlot(doc.risk?.trailingStop);
 
   // All slots are known now: allocate the columns.
-  const nSlots = slotInit.length;
-  const S: Slots = slotInit.map((init) => new Float64Array(BLOCK).fill(init));
+  for (const init of slotInit) {
+    S.push(new Float64Array(BLOCK).fill(init));
+    O.push(0);
+  }
   /** Candle columns used by onCandle (array mode points slots 0-4 at the caller's columns instead). */
   const own = S.slice(0, 5);
   const last = Float64Array.from(slotInit);
@@ -350,25 +339,33 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
    * sig[at + k]. Nodes run in dependency order, then the four rules.
    */
   function runBlock(len: number, sig: Uint8Array, at: number): void {
-    for (let n = 0; n < nNodes; n++) nodes[n](S, len);
-    if (nRules === 2) {
-      // The common shape (entries only, or one side with entry and exit): one pass over two masks.
-      const m0 = ruleRuns[0](S, len);
-      const m1 = ruleRuns[1](S, len);
+    for (let n = 0; n < nNodes; n++) nodes[n](len);
+    if (nRules === 1) {
+      const m0 = ruleRuns[0](len);
+      for (let k = 0; k < len; k++) sig[at + k] = m0[k] << shift0;
+    } else if (nRules === 2) {
+      // The common shapes (two entries, or one side with entry and exit): one pass over two masks.
+      const m0 = ruleRuns[0](len);
+      const m1 = ruleRuns[1](len);
       for (let k = 0; k < len; k++) sig[at + k] = (m0[k] << shift0) | (m1[k] << shift1);
     } else {
-      const le = longEntry ? longEntry(S, len) : zeros;
-      const lx = longExit ? longExit(S, len) : zeros;
-      const se = shortEntry ? shortEntry(S, len) : zeros;
-      const sx = shortExit ? shortExit(S, len) : zeros;
+      const le = longEntry ? longEntry(len) : zeros;
+      const lx = longExit ? longExit(len) : zeros;
+      const se = shortEntry ? shortEntry(len) : zeros;
+      const sx = shortExit ? shortExit(len) : zeros;
       for (let k = 0; k < len; k++) sig[at + k] = le[k] | (lx[k] << 1) | (se[k] << 2) | (sx[k] << 3);
     }
-    for (let k = 0; k < keep.length; k++) last[keep[k]] = S[keep[k]][len - 1];
+    for (let k = 0; k < keep.length; k++) last[keep[k]] = S[keep[k]][O[keep[k]] + len - 1];
     bars += len;
   }
 
   const one = new Uint8Array(1);
-  const slotValue = (slot: number) => (slot < 0 ? NaN : S[slot][0]);
+  const copySlot = (slot: number, to: Float64Array, at: number, len: number) => {
+    const src = S[slot];
+    const off = O[slot];
+    for (let k = 0; k < len; k++) to[at + k] = src[off + k];
+  };
+  const slotValue = (slot: number) => (slot < 0 ? NaN : S[slot][O[slot]]);
 
   return {
     doc,
@@ -379,7 +376,10 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
     },
     onCandle(candle: Candle): Decision {
       const bar = bars;
-      for (let f = 0; f < 5; f++) S[f] = own[f];
+      for (let f = 0; f < 5; f++) {
+        S[f] = own[f];
+        O[f] = 0;
+      }
       own[0][0] = candle.open;
       own[1][0] = candle.high;
       own[2][0] = candle.low;
@@ -403,14 +403,16 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
       const fields = [cols.open, cols.high, cols.low, cols.close, cols.volume];
       for (let i = from; i < to; i += BLOCK) {
         const len = Math.min(BLOCK, to - i);
-        for (let f = 0; f < 5; f++) S[f] = fields[f].subarray(i, i + len);
+        for (let f = 0; f < 5; f++) {
+          S[f] = fields[f];
+          O[f] = i;
+        }
         const at = offset + (i - from);
         runBlock(len, out.signals, at);
-        if (out.stopAtr && stopSlot >= 0) out.stopAtr.set(S[stopSlot].subarray(0, len), at);
-        if (out.targetAtr && targetSlot >= 0) out.targetAtr.set(S[targetSlot].subarray(0, len), at);
-        if (out.trailAtr && trailSlot >= 0) out.trailAtr.set(S[trailSlot].subarray(0, len), at);
+        if (out.stopAtr && stopSlot >= 0) copySlot(stopSlot, out.stopAtr, at, len);
+        if (out.targetAtr && targetSlot >= 0) copySlot(targetSlot, out.targetAtr, at, len);
+        if (out.trailAtr && trailSlot >= 0) copySlot(trailSlot, out.trailAtr, at, len);
       }
-      void nSlots;
     },
   };
 }
@@ -420,53 +422,65 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
  * while an operand is warming up. crossesAbove: left <= right on the previous bar and left > right on this one.
  * `+(a > b)` rather than `a > b ? 1 : 0`: V8 then emits no branch, which matters on unpredictable data.
  */
-function compareCond(op: CompareOp, a: number, b: number, last: Float64Array): CondRun {
+function compareCond(op: CompareOp, a: number, b: number, S: Float64Array[], O: number[], last: Float64Array): CondRun {
   const m = new Uint8Array(BLOCK);
   switch (op) {
     case 'gt':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
-        for (let k = 0; k < len; k++) m[k] = +(A[k] > B[k]);
+        const oa = O[a];
+        const ob = O[b];
+        for (let k = 0; k < len; k++) m[k] = +(A[oa + k] > B[ob + k]);
         return m;
       };
     case 'gte':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
-        for (let k = 0; k < len; k++) m[k] = +(A[k] >= B[k]);
+        const oa = O[a];
+        const ob = O[b];
+        for (let k = 0; k < len; k++) m[k] = +(A[oa + k] >= B[ob + k]);
         return m;
       };
     case 'lt':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
-        for (let k = 0; k < len; k++) m[k] = +(A[k] < B[k]);
+        const oa = O[a];
+        const ob = O[b];
+        for (let k = 0; k < len; k++) m[k] = +(A[oa + k] < B[ob + k]);
         return m;
       };
     case 'lte':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
-        for (let k = 0; k < len; k++) m[k] = +(A[k] <= B[k]);
+        const oa = O[a];
+        const ob = O[b];
+        for (let k = 0; k < len; k++) m[k] = +(A[oa + k] <= B[ob + k]);
         return m;
       };
     case 'eq':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
-        for (let k = 0; k < len; k++) m[k] = +(A[k] === B[k]);
+        const oa = O[a];
+        const ob = O[b];
+        for (let k = 0; k < len; k++) m[k] = +(A[oa + k] === B[ob + k]);
         return m;
       };
     case 'crossesAbove':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
+        const oa = O[a];
+        const ob = O[b];
         let pa = last[a];
         let pb = last[b];
         for (let k = 0; k < len; k++) {
-          const x = A[k];
-          const y = B[k];
+          const x = A[oa + k];
+          const y = B[ob + k];
           m[k] = +(pa <= pb) & +(x > y);
           pa = x;
           pb = y;
@@ -474,14 +488,16 @@ function compareCond(op: CompareOp, a: number, b: number, last: Float64Array): C
         return m;
       };
     case 'crossesBelow':
-      return (S, len) => {
+      return (len) => {
         const A = S[a];
         const B = S[b];
+        const oa = O[a];
+        const ob = O[b];
         let pa = last[a];
         let pb = last[b];
         for (let k = 0; k < len; k++) {
-          const x = A[k];
-          const y = B[k];
+          const x = A[oa + k];
+          const y = B[ob + k];
           m[k] = +(pa >= pb) & +(x < y);
           pa = x;
           pb = y;

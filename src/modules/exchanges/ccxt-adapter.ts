@@ -4,7 +4,7 @@
  */
 import ccxt, { errors as ccxtErrors, type Exchange, type Market as CcxtMarket } from 'ccxt';
 import { mapExchangeError } from './errors.js';
-import { toDecimal, toNumber, dec, type Decimal } from './decimal.js';
+import { dec, toDecimal, toNumber } from './decimal.js';
 import { applyUrlOverrides, type UrlOverride } from './urls.js';
 import type {
   Balances,
@@ -71,13 +71,19 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
 
   const ensureMarkets = () => call('loadMarkets', () => client.loadMarkets());
 
+  let normalized: { source: unknown; markets: Record<string, Market> } | undefined;
+
+  /** Our market type's markets, normalized once per ccxt market load. */
   function ownMarkets(): Record<string, Market> {
-    const out: Record<string, Market> = {};
-    for (const m of Object.values(client.markets ?? {})) {
+    const source = client.markets;
+    if (normalized && normalized.source === source) return { ...normalized.markets };
+    const markets: Record<string, Market> = {};
+    for (const m of Object.values(source ?? {})) {
       const market = toMarket(m);
-      if (market && market.type === marketType) out[market.symbol] = market;
+      if (market && market.type === marketType) markets[market.symbol] = market;
     }
-    return out;
+    normalized = { source, markets };
+    return { ...markets };
   }
 
   async function market(symbol: string): Promise<Market> {
@@ -110,7 +116,10 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
       // ccxt.pro only builds its ws:// agent lazily; without this a plain ws:// URL (our loopback fake) fails.
       await client.loadHttpProxyAgent();
       await ensureMarkets();
-    })();
+    })().catch((err) => {
+      wsReady = undefined; // let the next stream try again
+      throw err;
+    });
     return wsReady;
   }
 
@@ -456,4 +465,3 @@ function toTicker(t: Dict): Ticker {
   };
 }
 
-export type { Decimal };

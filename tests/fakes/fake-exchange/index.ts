@@ -70,6 +70,8 @@ export interface FakeExchange {
   failNext(fault: Fault): void;
   /** Number of WebSocket clients connected now. */
   wsClients(): number;
+  /** Drops every WebSocket connection (as an exchange does on maintenance or after 24 h). */
+  dropWsConnections(): void;
   close(): Promise<void>;
 }
 
@@ -190,6 +192,9 @@ export async function startFakeExchange(opts: StartFakeExchangeOptions): Promise
     requests,
     failNext: (fault) => void faults.push(fault),
     wsClients: () => wss.clients.size,
+    dropWsConnections: () => {
+      for (const client of wss.clients) client.terminate();
+    },
     async close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

@@ -54,6 +54,28 @@ for (const exchange of ['binance', 'okx', 'bitget'] as ExchangeId[]) {
       assert.ok(Number(candle.high) >= 52000 && Number(candle.low) <= 52000);
     });
 
+    test('a dropped connection is re-established by the stream (ccxt.pro reconnects on the next watch call)', { timeout: 15_000 }, async () => {
+      const stream = adapter.watchTicker(SYMBOL);
+      let dropped = false;
+      const publisher = setInterval(() => fake.engine.setPrice(SYMBOL, dropped ? '55555' : '54444'), 25);
+      const seen: string[] = [];
+      try {
+        for await (const ticker of stream) {
+          seen.push(ticker.last!);
+          if (!dropped && ticker.last === '54444') {
+            dropped = true;
+            fake.dropWsConnections();
+          }
+          if (dropped && ticker.last === '55555') break;
+        }
+      } finally {
+        clearInterval(publisher);
+        await stream.close();
+      }
+      assert.ok(seen.includes('54444'));
+      assert.equal(seen.at(-1), '55555', 'updates resumed after the drop');
+    });
+
     test('watchTrades yields public trades at the pushed price', { timeout: 10_000 }, async () => {
       const trade = await firstMatching(fake, adapter.watchTrades(SYMBOL), '53000.1', (t) => t.price === '53000.1');
       assert.equal(trade.symbol, SYMBOL);

@@ -275,7 +275,7 @@ class Broker implements ClosedTrade {
 
   /** Open a position of direction d at raw price `px` in bar `bar`, sized from cash; decision index k. */
   open(d: number, bar: number, k: number): void {
-    const { sizing, risk, decisions, settings } = this.input;
+    const { sizing, settings } = this.input;
     const fee = this.fee;
     const price = d > 0 ? this.px * (1 + this.slip) : this.px * (1 - this.slip);
     if (!(this.cash > 0) || !(price > 0)) return;
@@ -292,7 +292,12 @@ class Broker implements ClosedTrade {
     this.entryBar = bar;
     this.entryFee = f;
     this.best = price;
-    if (!this.hasLevels) return;
+    if (this.hasLevels) this.setLevels(d, k);
+  }
+
+  /** Stop, target and trailing distance of the position just opened (decision index k for ATR values). */
+  private setLevels(d: number, k: number): void {
+    const { risk, decisions } = this.input;
     this.stopLevel = this.levelPrice(risk.stopLoss, -d, decisions.stopAtr, k);
     this.targetLevel = this.levelPrice(risk.takeProfit, d, decisions.targetAtr, k);
     const tr = risk.trailingStop;

@@ -150,5 +150,16 @@ const be = Math.min(...ours);
 const rate = (ms: number) => `${(BARS / ms / 1000).toFixed(1)} M bars/s`;
 console.log(`median: hand ${rate(mh)}, engine ${rate(me)}, ratio engine/hand = ${(mh / me).toFixed(2)}`);
 console.log(`best:   hand ${rate(bh)}, engine ${rate(be)}, ratio engine/hand = ${(bh / be).toFixed(2)} (target >= 0.5)`);
+// Where the engine's time goes: the evaluator (array mode) and the broker simulation, timed separately.
+const evalMs: number[] = [];
+const simMs: number[] = [];
+for (let r = 0; r < REPS; r++) {
+  const ev = createEvaluator(doc, { fast: FAST, slow: SLOW });
+  const decisions = { signals: new Uint8Array(BARS) };
+  evalMs.push(time(() => (ev.runInto(cols, 0, BARS, decisions), 0)).ms);
+  const { sizing, risk } = resolveSizingAndRisk(ev.doc, ev.params);
+  simMs.push(time(() => simulate({ cols, from: 0, to: BARS, decisions, sizing, risk, settings }).equity[BARS - 1]).ms);
+}
+console.log(`engine parts (best): evaluator ${rate(Math.min(...evalMs))}, simulate ${rate(Math.min(...simMs))}`);
 const same = Math.abs(handEq - ourEq) <= 1e-6 * Math.abs(handEq);
 console.log(`final equity: hand ${handEq.toFixed(6)}, engine ${ourEq.toFixed(6)} -> ${same ? 'identical rules' : 'MISMATCH'}`);

@@ -19,6 +19,8 @@ import {
 import type { UploadInput } from './datasets.service.js';
 
 const security = [{ bearerAuth: [] }];
+/** Largest rest of a refused upload read and discarded rather than closing the connection. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
 
 /** Aborts when the client goes away before the request body was read to the end. */
 function clientGone(request: FastifyRequest): AbortSignal {
@@ -60,9 +62,12 @@ const datasetsRoutes: FastifyPluginAsyncZod = async (app) => {
   // The CSV body is handed to the route as the raw stream: never buffered, read once by the ingest.
   app.addContentTypeParser('text/csv', (_request, payload, done) => done(null, payload));
   await app.register(multipart, { limits: { fileSize: maxBytes + 1, files: 1, fields: 5, parts: 10 } });
-  // A refused upload whose body was not read to the end: close the connection instead of draining the rest.
+  // A refused upload whose body was not read to the end: Node discards the rest after the answer, which keeps the
+  // answer reliable for the client; past DRAIN_LIMIT (or with no declared length) the connection is closed instead.
   app.addHook('onSend', async (request, reply) => {
-    if (request.method === 'POST' && reply.statusCode >= 400 && request.raw.complete === false) reply.header('connection', 'close');
+    if (request.method !== 'POST' || reply.statusCode < 400 || request.raw.complete !== false) return;
+    const declared = Number(request.headers['content-length']);
+    if (!(declared <= DRAIN_LIMIT)) reply.header('connection', 'close');
   });
 
   app.post(

@@ -204,6 +204,12 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
     opts: { signal?: AbortSignal; totalBytes?: number; who?: AuditCtx },
   ): Promise<DatasetRow> {
     inflight.add(row.id);
+    // The caller's signal reaches the ingest only while it runs: an abort after it ended must not destroy a stream
+    // that is no longer read (ingestCsv attaches the signal to a Readable input).
+    const local = new AbortController();
+    const onAbort = () => local.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     let nextProgress = PROGRESS_STEP_BYTES;
     let result: IngestResult | undefined;
     const totalBytes = opts.totalBytes ?? null;
@@ -212,13 +218,13 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
       result = await ingestCsv(input, {
         dir: columnarDir,
         maxBytes,
-        signal: opts.signal,
+        signal: local.signal,
         onProgress: (bytes) => {
           if (bytes < nextProgress) return;
           nextProgress = (Math.floor(bytes / PROGRESS_STEP_BYTES) + 1) * PROGRESS_STEP_BYTES;
           publish(row.userId, { datasetId: row.id, name: row.name, phase: 'importing', bytes, totalBytes });
         },
-      });
+      }).finally(() => opts.signal?.removeEventListener('abort', onAbort));
       const r = result;
       const ready = await db.transaction(async (tx) => {
         await repo.lockSha(r.sha256, tx);
@@ -256,7 +262,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
       return ready;
     } catch (err) {
       const status = statusOf(err);
-      const refused = opts.signal?.aborted || (status !== undefined && status < 500);
+      const refused = local.signal.aborted || (status !== undefined && status < 500);
       try {
         if (refused) await repo.deleteById(row.id);
         else {
@@ -328,7 +334,12 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
             fileSize: info.bytes,
             fileMtime: mtime,
           });
-          row = await runImport(importing, createReadStream(path), { totalBytes: info.bytes, who });
+          const stream = createReadStream(path);
+          try {
+            row = await runImport(importing, stream, { totalBytes: info.bytes, who });
+          } finally {
+            stream.destroy(); // ingestCsv leaves a Readable it stopped reading early to its owner
+          }
         }
         // Older versions of this file (and failed attempts) in this user's cache are dropped.
         for (const old of mine) {

@@ -694,7 +694,7 @@ function abortError(signal: AbortSignal): unknown {
 
 /**
  * Streams `input` (a Readable or any async iterable of byte chunks), validates it as an OHLCV CSV, and stores it as
- * `<opts.dir>/<sha256>.bin`. Rejects with a 400 INVALID_CSV / 413 DATASET_TOO_LARGE HttpProblem, or the abort reason.
+ * `<opts.dir>/<sha256>.bin`. A Readable is destroyed only on abort; after an early rejection the caller disposes of it. Rejects with a 400 INVALID_CSV / 413 DATASET_TOO_LARGE HttpProblem, or the abort reason.
  * Nothing is written unless the whole input is valid.
  */
 export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promise<IngestResult> {
@@ -704,8 +704,14 @@ export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promis
   const scanner = new Scanner();
   let bytes = 0;
   // A Readable is destroyed on abort, so even a stalled upload stops at once; other iterables are checked per chunk.
-  const source = signal && input instanceof Readable ? addAbortSignal(signal, input) : input;
-  for await (const chunk of source as AsyncIterable<Buffer | Uint8Array | string>) {
+  // Stopping early for any other reason (bad line, too large) leaves a Readable undestroyed: the caller owns it, and
+  // an HTTP request body must stay open so the 400/413 answer can still be sent on its socket.
+  let source: AsyncIterable<Buffer | Uint8Array | string>;
+  if (input instanceof Readable) {
+    if (signal) addAbortSignal(signal, input);
+    source = input.iterator({ destroyOnReturn: false });
+  } else source = input as AsyncIterable<Buffer | Uint8Array | string>;
+  for await (const chunk of source) {
     if (signal?.aborted) throw abortError(signal);
     const buf =
       typeof chunk === 'string'

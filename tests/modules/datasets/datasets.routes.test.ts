@@ -290,6 +290,44 @@ describe('POST /datasets', () => {
   });
 });
 
+describe('over a real socket', () => {
+  test('a bad line early in a large upload gets its 400 answer (the request is not reset)', async (t) => {
+    const { app, d } = await setup(t);
+    const u = await createUser(app);
+    const { port } = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+    const csv = await readFile(join(DATA, 'binance-BTC_USDT-5m.csv'));
+    const bad = Buffer.concat([Buffer.from('timestamp,open,high,low,close,volume\n1,2,3,x,4,5\n'), csv, csv]);
+    const res = await rawRequest(port, { method: 'POST', path: '/datasets', headers: { authorization: `Bearer ${u.token}`, 'content-type': 'text/csv', 'content-length': String(bad.length) } }, bad);
+    assert.equal(res.status, 400, res.body);
+    assert.equal(JSON.parse(res.body).line, 2);
+    await assertNothingStored(app, d, 'socket upload');
+  });
+
+  test('a client that goes away mid-upload leaves no row and no file', async (t) => {
+    const { app, d } = await setup(t);
+    const u = await createUser(app);
+    const { port } = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+    const csv = await readFile(join(DATA, 'binance-BTC_USDT-5m.csv'));
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port: Number(port),
+      method: 'POST',
+      path: '/datasets?name=interrupted',
+      headers: { authorization: `Bearer ${u.token}`, 'content-type': 'text/csv', 'content-length': String(csv.length) },
+    });
+    req.on('error', () => {});
+    req.write(csv.subarray(0, 200_000));
+    // the import has started once its row exists
+    for (let i = 0; i < 500 && (await rowsOf(app)).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const [row] = await rowsOf(app);
+    assert.equal(row.status, 'importing');
+    assert.equal(row.name, 'interrupted');
+    req.destroy();
+    for (let i = 0; i < 500 && (await rowsOf(app)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await assertNothingStored(app, d, 'client gone');
+  });
+});
+
 describe('file datasets (DATASETS_DIR)', () => {
   test('listed read-only as file:<name>, ingested on first use, cached, shared by sha256', async (t) => {
     const { app, d } = await setup(t);
@@ -626,3 +664,20 @@ describe('restart recovery', () => {
     assert.equal((await injectAs(app, u.token, { method: 'DELETE', url: `/datasets/${stale.id}` })).statusCode, 204);
   });
 });
+
+function rawRequest(
+  port: string,
+  opts: { method: string; path: string; headers: Record<string, string> },
+  body: Buffer,
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: Number(port), ...opts }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -1,4 +1,4 @@
-import { and, count, eq, gte } from 'drizzle-orm';
+import { and, count, eq, gte, lt } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { aiGenerations } from '../../db/schema/ai.js';
 import { users } from '../../db/schema/users.js';
@@ -31,6 +31,15 @@ export function createAiRepository(db: DbOrTx) {
         .update(aiGenerations)
         .set(patch)
         .where(eq(aiGenerations.id, id));
+    },
+    /** Marks `pending` rows created before `before` as failed (their process stopped mid-generation). */
+    async failStale(before: Date, at: Date, tx: DbOrTx = db): Promise<number> {
+      const rows = await tx
+        .update(aiGenerations)
+        .set({ outcome: 'failed', errorCode: 'INTERRUPTED', errorDetail: 'The server stopped before the generation finished', finishedAt: at })
+        .where(and(eq(aiGenerations.outcome, 'pending'), lt(aiGenerations.createdAt, before)))
+        .returning({ id: aiGenerations.id });
+      return rows.length;
     },
     async findOwned(userId: string, id: string, tx: DbOrTx = db): Promise<AiGenerationRow | null> {
       const [row] = await tx

@@ -5,6 +5,10 @@ import { AI_OUTCOMES } from '../../db/schema/ai.js';
 export const PROMPT_MIN = 10;
 export const PROMPT_MAX = 4000;
 
+/** PostgreSQL text/jsonb cannot store NUL; such input is refused with a 400 rather than failing later. */
+const noNul = (s: string) => !s.includes('\u0000');
+const NUL_MESSAGE = 'must not contain NUL characters';
+
 /** Optional backtest of the generated strategy (implies `save`); passed to the backtests domain as is. */
 export const GenerateBacktestOptions = z
   .object({
@@ -19,7 +23,7 @@ export const GenerateBacktestOptions = z
 export type GenerateBacktestOptions = z.infer<typeof GenerateBacktestOptions>;
 
 export const GenerateBody = z.object({
-  prompt: z.string().trim().min(PROMPT_MIN).max(PROMPT_MAX).describe('What the strategy should do, in your words'),
+  prompt: z.string().trim().min(PROMPT_MIN).max(PROMPT_MAX).refine(noNul, NUL_MESSAGE).describe('What the strategy should do, in your words'),
   symbol: z
     .string()
     .trim()
@@ -28,9 +32,9 @@ export const GenerateBody = z.object({
     .describe('Market the strategy is meant for, e.g. BTC/USDT'),
   timeframe: z.string().regex(/^\d{1,3}[smhdwM]$/, 'a timeframe such as 15m, 1h or 1d').optional().describe('Bar size, e.g. 1h'),
   risk: z.enum(['low', 'medium', 'high']).optional().describe('Risk appetite'),
-  constraints: z.array(z.string().trim().min(1).max(300)).max(20).optional().describe('Extra requirements, one per item'),
+  constraints: z.array(z.string().trim().min(1).max(300).refine(noNul, NUL_MESSAGE)).max(20).optional().describe('Extra requirements, one per item'),
   save: z.boolean().default(false).describe('Save the strategy (origin "ai", with the prompt) when it is valid'),
-  name: z.string().trim().min(1).max(100).optional().describe('Name of the saved strategy (default: the generated name)'),
+  name: z.string().trim().min(1).max(100).refine(noNul, NUL_MESSAGE).optional().describe('Name of the saved strategy (default: the generated name)'),
   backtest: GenerateBacktestOptions.optional(),
 });
 export type GenerateBody = z.infer<typeof GenerateBody>;

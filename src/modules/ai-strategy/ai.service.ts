@@ -45,6 +45,8 @@ export interface AiServiceDeps {
   /** False when DEEPSEEK_API_KEY is missing: every generation answers 503 AI_NOT_CONFIGURED. */
   configured: boolean;
   model: string;
+  /** DEEPSEEK_TIMEOUT_MS: no generation runs longer (used to tell interrupted attempts from running ones). */
+  timeoutMs: number;
   /** Attempts per user per UTC day; 0 = unlimited. */
   dailyQuota: number;
   strategies: StrategySaver;
@@ -228,6 +230,15 @@ export function createAiService(deps: AiServiceDeps) {
         }
       }
       return response;
+    },
+
+    /**
+     * Attempts still `pending` well after the generation budget were interrupted (process stopped): mark them failed.
+     * Safe with several API instances: a row younger than the budget (+ 1 min of slack) is never touched.
+     */
+    async sweepInterrupted(): Promise<number> {
+      const at = now();
+      return repo.failStale(new Date(at.getTime() - deps.timeoutMs - 60_000), at);
     },
 
     async models(signal?: AbortSignal): Promise<{ items: ModelInfo[]; configured: string }> {

@@ -36,10 +36,22 @@ export function loadExampleStrategies(dir = path.join(projectRoot, 'examples', '
   return out;
 }
 
+function hasNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(hasNul);
+  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+  return false;
+}
+
 /** The DSL's own parser, as the generator's validator (the same check user strategies go through). */
 export function validateStrategy(doc: unknown): ValidateResult {
   const parsed = parseStrategy(doc);
-  return parsed.ok ? { ok: true, value: parsed.value } : { ok: false, issues: parsed.issues };
+  if (!parsed.ok) return { ok: false, issues: parsed.issues };
+  // The document is stored as jsonb, which cannot hold NUL characters: ask the model for a clean one instead.
+  if (hasNul(parsed.value)) {
+    return { ok: false, issues: [{ path: '', message: 'strings must not contain NUL (\\u0000) characters' }] };
+  }
+  return { ok: true, value: parsed.value };
 }
 
 export default fp(
@@ -70,6 +82,7 @@ export default fp(
       generator,
       configured: cfg.apiKey !== undefined,
       model: cfg.model,
+      timeoutMs: cfg.timeoutMs,
       dailyQuota: cfg.dailyQuota,
       strategies: app.strategiesService,
       // The backtests domain may be absent, or registered after this one: look it up when needed.
@@ -83,6 +96,13 @@ export default fp(
     app.decorate('aiService', service);
     app.diagnostics.register('ai', () => ({ configured: service.configured, model: cfg.model, dailyQuota: cfg.dailyQuota }));
     if (cfg.apiKey === undefined) log.info('DEEPSEEK_API_KEY is not set: AI strategy generation answers 503');
+    app.addHook('onReady', async () => {
+      const n = await service.sweepInterrupted().catch((err: Error) => {
+        log.warn({ err: err.message }, 'could not sweep interrupted AI generations (database unavailable?)');
+        return 0;
+      });
+      if (n > 0) log.info({ count: n }, 'marked interrupted AI generations as failed');
+    });
     await app.register(aiRoutes);
   },
   { name: 'ai-strategy', dependencies: ['db', 'auth', 'strategies'] },

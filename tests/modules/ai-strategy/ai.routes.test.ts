@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { build, createUser, injectAs, type TestApp, type TestUser } from '../../helper.js';
 import { dumpAllTables, testDatabase } from '../../db.js';
 import { startFakeDeepSeek, type FakeDeepSeek } from '../../fakes/fake-deepseek.js';
+import { aiGenerations } from '../../../src/db/schema/ai.js';
 
 const SMA = JSON.parse(readFileSync(new URL('../../../examples/strategies/sma-cross.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 const VALID = { ...SMA, name: 'Generated SMA cross' };
@@ -140,6 +141,16 @@ describe('POST /ai_strategy/generate: scripted model answers', () => {
     assert.equal(d.explanation, null);
   });
 
+  test('a document with NUL characters (not storable) is sent back for repair like any invalid one', async (t) => {
+    const c = await setup(t);
+    c.fake.script(answer({ ...VALID, name: 'bad\u0000name' }), answer(VALID));
+    const res = await generate(c, { prompt: PROMPT, save: true });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().rounds, 2);
+    assert.match(c.fake.chatRequests()[1].body.messages.at(-1).content, /NUL/);
+    assert.ok(res.json().strategyId);
+  });
+
   test('an empty answer is asked again', async (t) => {
     const c = await setup(t);
     c.fake.script({ kind: 'empty' }, answer(VALID));
@@ -223,6 +234,8 @@ describe('POST /ai_strategy/generate: configuration, input, saving', () => {
       { prompt: PROMPT, constraints: Array.from({ length: 21 }, () => 'c') },
       { prompt: PROMPT, symbol: '../../etc/passwd' },
       { prompt: PROMPT, backtest: { datasetId: 'not-a-uuid' } },
+      { prompt: `${PROMPT}\u0000` },
+      { prompt: PROMPT, constraints: ['a\u0000b'] },
     ]) {
       const res = await generate(c, payload);
       assert.equal(res.statusCode, 400, JSON.stringify(payload).slice(0, 80));
@@ -386,5 +399,54 @@ describe('quota, history, secrets', () => {
     const all = [res.body, models.body, app.rawLogs(), await dumpAllTables(database)].join('\n');
     assert.ok(!all.includes(wrongKey));
     assert.ok(!all.includes('Authentication Fails'), 'provider message (which quotes the key) not copied');
+  });
+});
+
+describe('lifecycle', () => {
+  test('a client that disconnects stops the generation; the attempt is recorded as rejected (CLIENT_CLOSED)', async (t) => {
+    const c = await setup(t, { DEEPSEEK_TIMEOUT_MS: '30000' });
+    c.fake.script({ kind: 'hang' });
+    const baseUrl = await c.app.listen({ host: '127.0.0.1', port: 0 });
+    const ac = new AbortController();
+    const pending = fetch(`${baseUrl}/ai_strategy/generate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${c.user.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: PROMPT }),
+      signal: ac.signal,
+    }).catch((err: Error) => err);
+    // Wait until the request reached the provider, then hang up.
+    while (c.fake.chatRequests().length === 0) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    assert.ok((await pending) instanceof Error);
+    let h: Record<string, any> | undefined;
+    for (;;) {
+      [h] = await history(c);
+      if (h.outcome !== 'pending') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(h.outcome, 'rejected');
+    assert.equal(h.errorCode, 'CLIENT_CLOSED');
+  });
+
+  test('attempts left pending by a stopped process are marked failed at start-up; recent ones are left alone', async (t) => {
+    const first = await build(t);
+    const user = await createUser(first);
+    const { database } = await testDatabase();
+    const old = new Date(Date.now() - 3 * 3600_000);
+    const [stale] = await database.db.insert(aiGenerations).values({ userId: user.id, prompt: 'stale prompt', model: 'deepseek-chat', createdAt: old }).returning();
+    const [recent] = await database.db.insert(aiGenerations).values({ userId: user.id, prompt: 'recent prompt', model: 'deepseek-chat' }).returning();
+    await first.close();
+
+    const app = await build(t, { keepData: true });
+    const get = async (id: string) => {
+      const res = await injectAs(app, user.token, { method: 'GET', url: `/ai_strategy/history/${id}` });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json();
+    };
+    const s = await get(stale.id);
+    assert.equal(s.outcome, 'failed');
+    assert.equal(s.errorCode, 'INTERRUPTED');
+    assert.ok(s.finishedAt);
+    assert.equal((await get(recent.id)).outcome, 'pending');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Engine benchmark: `npx tsx bench/engine.ts [bars] [reps]`.
+ * Engine benchmark: `npx tsx bench/engine.ts [bars] [reps]` (defaults 1,000,000 and 9).
  *
  * On a seeded random walk (default 1,000,000 candles) it times, side by side and several times:
  *  (a) the limit: a hand-written typed-array SMA(10)/SMA(30) cross loop with the same trading rules as
@@ -12,7 +12,7 @@ import { createEvaluator, type Columns } from '../workers/engine/evaluator.js';
 import { resolveSizingAndRisk, simulate, type SimSettings } from '../workers/engine/simulate.js';
 
 const BARS = Number(process.argv[2] ?? 1_000_000);
-const REPS = Number(process.argv[3] ?? 5);
+const REPS = Number(process.argv[3] ?? 9);
 const FAST = 10;
 const SLOW = 30;
 const settings: SimSettings = { initialCash: 10_000, feeBps: 0, slippageBps: 0, fill: 'next_open', lotStep: 0, closeAtEnd: true };

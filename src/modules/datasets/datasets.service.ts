@@ -395,6 +395,12 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
     };
   }
 
+  async function recoverInterrupted(staleMs: number): Promise<number> {
+    const ids = await repo.failStale(staleMs, INTERRUPTED);
+    if (ids.length) log.warn({ count: ids.length, ids }, 'marked interrupted dataset imports as failed');
+    return ids.length;
+  }
+
   return {
     /** Imports an uploaded CSV stream: an `importing` row first, then ingest; 400/413 leave nothing behind. */
     async importUpload(userId: string, input: UploadInput, who?: AuditCtx): Promise<Dataset> {
@@ -485,10 +491,8 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
      * Marks `importing` rows whose process is gone as failed: at start (`staleMs` 0 on the embedded database, which one
      * process owns) and periodically. Returns how many.
      */
-    async recoverInterrupted(staleMs = STALE_IMPORT_MS): Promise<number> {
-      const ids = await repo.failStale(staleMs, INTERRUPTED);
-      if (ids.length) log.warn({ count: ids.length, ids }, 'marked interrupted dataset imports as failed');
-      return ids.length;
+    recoverInterrupted(staleMs = STALE_IMPORT_MS): Promise<number> {
+      return recoverInterrupted(staleMs);
     },
 
     /** Heartbeat of this process's imports plus the stale sweep, every HEARTBEAT_MS (unref'd); stop() ends it. */
@@ -497,7 +501,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
       timer = setInterval(() => {
         void (async () => {
           await repo.heartbeat([...inflight]);
-          await this.recoverInterrupted(STALE_IMPORT_MS);
+          await recoverInterrupted(STALE_IMPORT_MS);
         })().catch((err: unknown) => log.warn({ err }, 'dataset heartbeat failed'));
       }, HEARTBEAT_MS);
       timer.unref();

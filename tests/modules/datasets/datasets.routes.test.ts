@@ -663,6 +663,32 @@ describe('restart recovery', () => {
     // a failed dataset can be deleted
     assert.equal((await injectAs(app, u.token, { method: 'DELETE', url: `/datasets/${stale.id}` })).statusCode, 204);
   });
+
+  test('the periodic sweep fails only imports whose heartbeat stopped', async (t) => {
+    const { app } = await setup(t);
+    const u = await createUser(app);
+    const db = app.database.db;
+    const [old] = await db
+      .insert(datasets)
+      .values({ userId: u.id, name: 'dead', source: 'upload', status: 'importing', heartbeatAt: new Date(Date.now() - 5 * 60_000) })
+      .returning();
+    const [alive] = await db.insert(datasets).values({ userId: u.id, name: 'alive', source: 'upload', status: 'importing' }).returning();
+    assert.equal(await app.datasetsService.recoverInterrupted(60_000), 1);
+    const byId = new Map((await rowsOf(app)).map((r) => [r.id, r]));
+    assert.equal(byId.get(old.id)!.status, 'failed');
+    assert.equal(byId.get(alive.id)!.status, 'importing');
+    assert.equal(await app.datasetsService.recoverInterrupted(60_000), 0, 'failed rows stay as they are');
+  });
+
+  test('parallel first uses of one file by one user ingest it once', async (t) => {
+    const { app } = await setup(t);
+    const u = await createUser(app);
+    const results = await Promise.all(
+      [1, 2, 3].map(() => injectAs(app, u.token, { method: 'GET', url: '/datasets/file:GOOG.csv' })),
+    );
+    for (const r of results) assert.equal(r.json().rows, 2148);
+    assert.equal((await rowsOf(app)).length, 1);
+  });
 });
 
 function rawRequest(

@@ -269,6 +269,22 @@ describe('POST /ai_strategy/generate: configuration, input, saving', () => {
     assert.equal(list.json().items.length, 1);
   });
 
+  test('backtest without a backtests domain → 503 BACKTESTS_UNAVAILABLE naming the saved strategy', async (t) => {
+    const c = await setup(t);
+    if ('backtestsService' in c.app) return t.skip('the backtests domain is registered: see the backtest test below');
+    c.fake.script(answer(VALID));
+    const res = await generate(c, { prompt: PROMPT, backtest: { datasetId: '00000000-0000-4000-8000-000000000000' } });
+    const body = assertProblem(res, 503, 'BACKTESTS_UNAVAILABLE');
+    assert.ok(body.strategyId);
+    assert.equal(body.detail.includes(body.strategyId), true);
+    const s = await injectAs(c.app, c.user.token, { method: 'GET', url: `/strategies/${body.strategyId}` });
+    assert.equal(s.json().origin, 'ai');
+    const d = await historyEntry(c, body.generationId);
+    assert.equal(d.outcome, 'succeeded');
+    assert.equal(d.strategyId, body.strategyId);
+    assert.equal(d.backtestId, null);
+  });
+
   test('GET /ai_strategy/models lists what the provider offers', async (t) => {
     const c = await setup(t, {}, { models: [{ id: 'deepseek-chat', owned_by: 'deepseek' }, { id: 'deepseek-v9', owned_by: 'deepseek' }] });
     const res = await injectAs(c.app, c.user.token, { method: 'GET', url: '/ai_strategy/models' });

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parseStrategy, resolveParams, strategyJsonSchema, type StrategyDoc } from '../../workers/engine/dsl.js';
 
 const example = (name: string) => JSON.parse(readFileSync(new URL(`../../examples/strategies/${name}.json`, import.meta.url), 'utf8'));
@@ -122,5 +123,16 @@ describe('strategy DSL validation', () => {
     for (const word of ['crossesAbove', 'crossesBelow', 'bbands', 'macd', 'trailingStop', 'takeProfit', 'highest', 'roc']) assert.ok(text.includes(word), word);
     // recursion (and/or/not) is expressed with references, so the export is finite and serialisable
     assert.ok(text.length < 200_000);
+  });
+
+  test('the exported JSON Schema accepts the examples and rejects broken documents (Ajv, draft 2020-12)', () => {
+    // ajv comes with Fastify; the schema must be usable by any standard validator, not only by zod.
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const validate = ajv.compile(strategyJsonSchema());
+    for (const name of EXAMPLES) assert.ok(validate(example(name)), `${name}: ${JSON.stringify(validate.errors)}`);
+    const bad = base();
+    bad.rules.long.entry = { op: 'or', conditions: [{ op: 'gt', left: { price: 'close' }, right: { oops: 1 } }] };
+    assert.equal(validate(bad), false);
+    assert.equal(validate({ ...base(), version: 2 }), false);
   });
 });

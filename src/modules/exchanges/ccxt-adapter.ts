@@ -1,6 +1,7 @@
 /**
- * ExchangeAdapter over ccxt (binance, bitget, okx), spot or USDT-margined perpetual swaps. One ccxt.pro client serves
- * both REST and WebSocket calls. Every ccxt error is mapped to an HttpProblem (see errors.ts).
+ * ExchangeAdapter over ccxt (binance, bitget, okx), spot or USDT-margined perpetual swaps. One ccxt.pro client for
+ * REST calls, a second one (created on the first stream) for WebSocket streams. Every ccxt error is mapped to an
+ * HttpProblem (see errors.ts).
  */
 import ccxt, { errors as ccxtErrors, type Exchange, type Market as CcxtMarket } from 'ccxt';
 import { mapExchangeError } from './errors.js';
@@ -55,7 +56,6 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
   const { exchange: id, marketType, credentials } = opts;
   const client = newClient(opts);
   const secrets = [credentials?.apiKey, credentials?.secret, credentials?.passphrase];
-  let wsReady: Promise<void> | undefined;
   let closed = false;
 
   /** Runs one ccxt call and maps its failure to an HttpProblem. */
@@ -111,46 +111,72 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
     }
   }
 
-  async function ws(): Promise<void> {
-    wsReady ??= (async () => {
-      // ccxt.pro only builds its ws:// agent lazily; without this a plain ws:// URL (our loopback fake) fails.
-      await client.loadHttpProxyAgent();
+  /**
+   * The WebSocket client: a second ccxt.pro instance sharing the REST client's markets, with ccxt's throttle off.
+   * With the throttle on, ccxt 4.5 sends a queued subscription without handling its failure, so a subscription
+   * racing a dropped connection ends in an unhandled rejection (which would take the process down).
+   */
+  let wsClient: Promise<Exchange> | undefined;
+  function ws(): Promise<Exchange> {
+    wsClient ??= (async () => {
       await ensureMarkets();
+      const c = newClient({ ...opts, enableRateLimit: false });
+      c.setMarkets(client.markets, client.currencies as never); // (ccxt types the 2nd argument as `undefined`)
+      // ccxt.pro only builds its ws:// agent lazily; without this a plain ws:// URL (our loopback fake) fails.
+      await c.loadHttpProxyAgent();
+      return c;
     })().catch((err) => {
-      wsReady = undefined; // let the next stream try again
+      wsClient = undefined; // let the next stream try again
       throw err;
     });
-    return wsReady;
+    return wsClient;
   }
 
-  function stream<T>(operation: string, next: () => Promise<T[]>): Stream<T> {
-    let stopped = false;
+  /**
+   * Turns repeated `watch*` calls into an async iterator. `close()` (or leaving the for-await loop) ends it at once,
+   * even while a watch call is pending.
+   */
+  function stream<T>(operation: string, watch: (c: Exchange) => Promise<T[]>): Stream<T> {
+    const STOP = Symbol('stop');
+    let stop!: () => void;
+    const stopped = new Promise<typeof STOP>((resolve) => (stop = () => resolve(STOP)));
+    let isStopped = false;
+    const until = <V>(p: Promise<V>) => {
+      p.catch(() => undefined); // a watch abandoned by close() may still reject later
+      return Promise.race([p, stopped]);
+    };
+
     async function* run(): AsyncGenerator<T> {
-      await ws();
+      const c = await until(ws());
+      if (c === STOP) return;
       let failures = 0;
-      while (!stopped && !closed) {
-        let batch: T[];
+      while (!isStopped && !closed) {
+        let batch: T[] | typeof STOP;
         try {
-          batch = await next();
+          batch = await until(watch(c));
           failures = 0;
         } catch (err) {
-          if (stopped || closed) return;
+          if (isStopped || closed) return;
           // ccxt.pro does not reconnect by itself: the next watch* call does. Retry network drops a few times.
           if (err instanceof ccxtErrors.NetworkError && failures < WS_RETRY_LIMIT) {
             failures += 1;
-            await new Promise((r) => setTimeout(r, WS_RETRY_BASE_MS * 2 ** (failures - 1)));
+            await until(new Promise((r) => setTimeout(r, WS_RETRY_BASE_MS * 2 ** (failures - 1))));
             continue;
           }
           throw mapExchangeError(err, { exchange: id, operation, secrets });
         }
+        if (batch === STOP) return;
         for (const item of batch) yield item;
       }
     }
+
     const iterator = run();
     return {
       [Symbol.asyncIterator]: () => iterator,
       async close() {
-        stopped = true;
+        isStopped = true;
+        stop();
+        await iterator.return(undefined);
       },
     };
   }
@@ -244,15 +270,15 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
     },
 
     watchTicker(symbol) {
-      return stream('watchTicker', async () => [toTicker(await client.watchTicker(symbol))]);
+      return stream('watchTicker', async (c) => [toTicker(await c.watchTicker(symbol))]);
     },
 
     watchTrades(symbol) {
-      return stream('watchTrades', async () => (await client.watchTrades(symbol)).map(toTrade));
+      return stream('watchTrades', async (c) => (await c.watchTrades(symbol)).map(toTrade));
     },
 
     watchOHLCV(symbol, timeframe) {
-      return stream('watchOHLCV', async () => (await client.watchOHLCV(symbol, timeframe)).map(toCandle));
+      return stream('watchOHLCV', async (c) => (await c.watchOHLCV(symbol, timeframe)).map(toCandle));
     },
 
     verifyCredentials: () => call('verifyCredentials', () => verify(client, id, marketType)),
@@ -260,7 +286,8 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
     async close() {
       if (closed) return;
       closed = true;
-      await client.close().catch(() => undefined);
+      const streaming = await wsClient?.catch(() => undefined);
+      await Promise.all([client.close(), streaming?.close()].map((p) => p?.catch(() => undefined)));
     },
   };
   return adapter;

@@ -54,6 +54,18 @@ for (const exchange of ['binance', 'okx', 'bitget'] as ExchangeId[]) {
       assert.ok(Number(candle.high) >= 52000 && Number(candle.low) <= 52000);
     });
 
+    test('close() ends a stream that is waiting for an update', { timeout: 10_000 }, async () => {
+      const stream = adapter.watchTicker('ETH/USDT'); // nobody publishes ETH prices here
+      const reading = (async () => {
+        const got: unknown[] = [];
+        for await (const t of stream) got.push(t);
+        return got;
+      })();
+      await new Promise((r) => setImmediate(r));
+      await stream.close();
+      assert.deepEqual(await reading, []);
+    });
+
     test('a dropped connection is re-established by the stream (ccxt.pro reconnects on the next watch call)', { timeout: 15_000 }, async () => {
       const stream = adapter.watchTicker(SYMBOL);
       let dropped = false;

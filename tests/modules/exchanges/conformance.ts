@@ -194,6 +194,21 @@ export function runConformance(opts: ConformanceOptions): void {
 
       await a.createOrder({ symbol: SWAP, side: 'sell', type: 'market', amount: opts.swapAmount, reduceOnly: true, clientOrderId: 'swp2' });
       assert.deepEqual((await a.fetchPositions()).filter((p) => p.symbol === SWAP), []);
+      const trades = await a.fetchMyTrades(SWAP);
+      assert.deepEqual(trades.map((t) => t.side).sort(), ['buy', 'sell']);
+    });
+
+    test('swap: resting limit order, open orders, lookup by client id, cancel', async () => {
+      const a = adapter('swap');
+      const order = await a.createOrder({ symbol: SWAP, side: 'buy', type: 'limit', amount: opts.swapAmount, price: '45000', clientOrderId: 'swpl1' });
+      assert.deepEqual((await a.fetchOpenOrders(SWAP)).map((o) => o.id), [order.id]);
+      const found = await a.fetchOrderByClientId('swpl1', SWAP);
+      assert.equal(found?.id, order.id);
+      assert.equal(found?.amount, opts.swapAmount);
+      assert.equal(await a.fetchOrderByClientId('swpl-missing', SWAP), null);
+      await a.cancelOrder(order.id, SWAP);
+      assert.equal((await a.fetchOrder(order.id, SWAP)).status, 'canceled');
+      assert.deepEqual(await a.fetchOpenOrders(SWAP), []);
     });
 
     test('insufficient funds is 422 EXCHANGE_INSUFFICIENT_FUNDS', async () => {

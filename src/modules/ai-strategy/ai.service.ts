@@ -176,6 +176,10 @@ export function createAiService(deps: AiServiceDeps) {
           rounds: spent?.rounds ?? 0,
           latencyMs: spent?.latencyMs ?? Math.max(0, now().getTime() - row.createdAt.getTime()),
         }).catch((e: unknown) => log?.error({ err: e, generationId: row.id }, 'could not record the AI generation outcome'));
+        if (o.code === 'CLIENT_CLOSED') {
+          // Nobody is listening; an HttpProblem keeps it out of the internal-error logs.
+          throw new HttpProblem(499, 'CLIENT_CLOSED', 'Client Closed Request', o.detail);
+        }
         throw err;
       }
 

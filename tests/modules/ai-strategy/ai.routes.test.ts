@@ -327,6 +327,13 @@ describe('quota, history, secrets', () => {
     assert.equal((await generate(c, { prompt: PROMPT }, other)).statusCode, 200);
   });
 
+  test('AI_DAILY_QUOTA=0 means no quota', async (t) => {
+    const c = await setup(t, { AI_DAILY_QUOTA: '0' });
+    c.fake.script(answer(VALID), answer(VALID), answer(VALID));
+    for (let i = 0; i < 3; i++) assert.equal((await generate(c)).statusCode, 200);
+    assert.equal((await history(c)).length, 3);
+  });
+
   test('concurrent requests cannot overrun the quota', async (t) => {
     const c = await setup(t, { AI_DAILY_QUOTA: '2' });
     c.fake.script(answer(VALID), answer(VALID), answer(VALID), answer(VALID));
@@ -442,6 +449,7 @@ describe('lifecycle', () => {
     }
     assert.equal(h.outcome, 'rejected');
     assert.equal(h.errorCode, 'CLIENT_CLOSED');
+    assert.ok(!c.app.logs.some((l) => l.level === 50), 'not logged as an internal error');
   });
 
   test('attempts left pending by a stopped process are marked failed at start-up; recent ones are left alone', async (t) => {

@@ -60,6 +60,8 @@ export interface AiServiceDeps {
 /** Raw answers are stored up to this many characters. */
 export const MAX_STORED_ANSWER_CHARS = 64 * 1024;
 const MAX_STORED_DETAIL_CHARS = 2000;
+/** The explanation is meant to be short (the prompt asks for at most 1200 characters); longer ones are cut. */
+export const MAX_EXPLANATION_CHARS = 2000;
 
 /** PostgreSQL text cannot hold NUL; bound the length too. */
 function storable(text: string | undefined | null, max: number): string | null {
@@ -184,11 +186,12 @@ export function createAiService(deps: AiServiceDeps) {
       }
 
       const document = result.strategy as Record<string, unknown>;
+      const explanation = storable(result.explanation, MAX_EXPLANATION_CHARS) ?? '';
       await finish(row.id, {
         outcome: 'succeeded',
         model: result.model,
         rawAnswer: storable(result.rawAnswer, MAX_STORED_ANSWER_CHARS),
-        explanation: storable(result.explanation, MAX_STORED_ANSWER_CHARS),
+        explanation,
         promptTokens: result.usage.promptTokens,
         completionTokens: result.usage.completionTokens,
         totalTokens: result.usage.totalTokens,
@@ -199,7 +202,7 @@ export function createAiService(deps: AiServiceDeps) {
       const response: GenerateResponse = {
         generationId: row.id,
         strategy: document,
-        explanation: result.explanation,
+        explanation,
         model: result.model,
         usage: result.usage,
         latencyMs: result.latencyMs,

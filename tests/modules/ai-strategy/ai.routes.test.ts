@@ -151,6 +151,17 @@ describe('POST /ai_strategy/generate: scripted model answers', () => {
     assert.ok(res.json().strategyId);
   });
 
+  test('an over-long explanation is cut to 2000 characters (response and history)', async (t) => {
+    const c = await setup(t);
+    c.fake.script(answer(VALID, 'word '.repeat(1000)));
+    const res = await generate(c);
+    assert.equal(res.statusCode, 200, res.body);
+    const { explanation, generationId } = res.json();
+    assert.equal(explanation.length, 2001);
+    assert.ok(explanation.startsWith('word word') && explanation.endsWith('…'));
+    assert.equal((await historyEntry(c, generationId)).explanation, explanation);
+  });
+
   test('an empty answer is asked again', async (t) => {
     const c = await setup(t);
     c.fake.script({ kind: 'empty' }, answer(VALID));

@@ -1,12 +1,18 @@
 /**
  * Loopback fake of Binance / Bitget / OKX that speaks their real REST (and WebSocket) wire formats, so the real ccxt
- * library can be tested offline: point ccxt's URLs at `url` / `wsUrl`.
+ * library can be tested offline: point ccxt's URLs at `url` / `wsUrl` (createCcxtAdapter's `urls` option).
  *
  *   const fake = await startFakeExchange({ exchange: 'binance' });
- *   fake.engine.setBalance('USDT', '1000');
- *   fake.failNext({ kind: 'timeout', path: '/api/v3/order', method: 'POST' });
- *   ...
+ *   fake.engine.setBalance('USDT', '1000');            // spot wallet; ('USDT', '1000', 'swap') for futures
+ *   fake.engine.setPrice('BTC/USDT', '50000');         // fills resting limits it crosses, pushes WS updates
+ *   fake.engine.limitMode = 'rest';                    // 'auto' (fill when marketable) | 'rest' | 'fill'
+ *   fake.failNext({ kind: 'timeout', method: 'POST' }); // order recorded, never answered
+ *   fake.orders();                                     // every order the exchange holds
  *   await fake.close();
+ *
+ * Signed requests are checked against `credentials` (HMAC-SHA256 per exchange scheme, plus the passphrase for
+ * OKX/Bitget) and refused with the exchange's own auth error. Client order ids are unique as on the exchange.
+ * Binance WebSocket streams serve spot markets (after URL rewriting the path no longer tells spot from futures).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

@@ -220,8 +220,13 @@ export function createCcxtAdapter(opts: CcxtAdapterOptions): ExchangeAdapter {
         () => client.createOrder(req.symbol, req.type, req.side, toNumber(req.amount), price, params),
         req.clientOrderId,
       );
+      if (order.status === undefined) {
+        // OKX and Bitget acknowledge with ids only: read the order back for its state and fills. If that read fails,
+        // the order still exists: report the acknowledgement rather than an error.
+        const placed = await call('fetchOrder', () => client.fetchOrder(String(order.id), req.symbol)).catch(() => undefined);
+        if (placed) return toOrder(placed);
+      }
       const normalized = toOrder(order);
-      // Some exchanges (OKX, Bitget) only acknowledge with ids; fill in what we sent.
       return {
         ...normalized,
         clientOrderId: normalized.clientOrderId ?? req.clientOrderId,

@@ -469,7 +469,8 @@ export function createPaperAdapter(opts: PaperAdapterOptions): PaperAdapter {
     watchTicker: (symbol) => stream(tickerListeners, (t) => t.symbol === symbol),
     watchTrades: (symbol) => stream(tradeListeners, (t) => t.symbol === symbol),
     watchOHLCV() {
-      throw unprocessable('paper: candle streams come from the market data feed', 'EXCHANGE_NOT_SUPPORTED');
+      const problem = unprocessable('paper: candle streams come from the market data feed', 'EXCHANGE_NOT_SUPPORTED');
+      return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(problem) }), close: async () => undefined };
     },
 
     verifyCredentials: async () => ({ ok: true, exchange: 'paper', canTrade: true, canWithdraw: false }),

@@ -125,6 +125,8 @@ export function runConformance(opts: ConformanceOptions): void {
       assert.equal(before.USDT?.free, '100000');
       const order = await a.createOrder({ symbol: SPOT, side: 'buy', type: 'market', amount: opts.spotAmount, clientOrderId: 'mkt1' });
       assert.equal(order.clientOrderId, 'mkt1');
+      assert.equal(order.status, 'closed', 'createOrder reports the fill');
+      assert.equal(order.filled, opts.spotAmount);
       const fetched = await a.fetchOrder(order.id, SPOT);
       assert.equal(fetched.status, 'closed');
       assert.equal(fetched.filled, opts.spotAmount);
@@ -145,6 +147,9 @@ export function runConformance(opts: ConformanceOptions): void {
     test('spot: limit order rests, is found by client id, fills when the price crosses, cancel', async () => {
       const a = adapter('spot');
       const rest = await a.createOrder({ symbol: SPOT, side: 'buy', type: 'limit', amount: opts.spotAmount, price: '40000', clientOrderId: 'lim1' });
+      assert.equal(rest.status, 'open');
+      assert.equal(rest.price, '40000');
+      assert.equal(rest.filled, '0');
       const open = await a.fetchOpenOrders(SPOT);
       assert.deepEqual(open.map((o) => o.id), [rest.id]);
       assert.equal(open[0]!.price, '40000');

@@ -3,3 +3,4 @@ export * from './exchange-keys.js';
 export * from './datasets.js';
 export * from './strategies.js';
 export * from './ai.js';
+export * from './orders.js';

@@ -4,3 +4,4 @@ export * from './datasets.js';
 export * from './strategies.js';
 export * from './ai.js';
 export * from './orders.js';
+export * from './backtests.js';

@@ -1,0 +1,41 @@
+CREATE TABLE "backtests" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"user_id" uuid NOT NULL,
+	"status" text DEFAULT 'queued' NOT NULL,
+	"progress" double precision DEFAULT 0 NOT NULL,
+	"dataset_id" text NOT NULL,
+	"dataset_name" text,
+	"dataset_sha256" text NOT NULL,
+	"strategy_id" uuid,
+	"strategy_version" integer,
+	"strategy_name" text NOT NULL,
+	"strategy" jsonb NOT NULL,
+	"params" jsonb NOT NULL,
+	"resolved_params" jsonb NOT NULL,
+	"initial_cash" numeric NOT NULL,
+	"settings" jsonb NOT NULL,
+	"range_from" timestamp with time zone,
+	"range_to" timestamp with time zone,
+	"engine_version" text NOT NULL,
+	"attempts" integer DEFAULT 0 NOT NULL,
+	"error" text,
+	"final_equity" numeric,
+	"total_return_pct" double precision,
+	"bars" integer,
+	"from_index" integer,
+	"to_index" integer,
+	"trades_count" integer,
+	"metrics" jsonb,
+	"trades" jsonb,
+	"equity" jsonb,
+	"open_position" jsonb,
+	"elapsed_ms" double precision,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"started_at" timestamp with time zone,
+	"finished_at" timestamp with time zone,
+	"heartbeat_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
+ALTER TABLE "backtests" ADD CONSTRAINT "backtests_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "backtests_user_idx" ON "backtests" USING btree ("user_id","created_at","id");--> statement-breakpoint
+CREATE INDEX "backtests_status_idx" ON "backtests" USING btree ("status");

@@ -43,6 +43,11 @@ declare module 'fastify' {
     authStateCache: AuthStateCache;
     /** onRequest hook: verifies the bearer JWT (HS256 only) and the user's current state; sets `request.user`. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /**
+     * The check behind `authenticate`, for transports without a request hook (the WebSocket `auth` message):
+     * verifies an access token and the user's current state; throws the same 401 problems.
+     */
+    verifyAccessToken: (token: string) => Promise<{ claims: AccessClaims & { exp?: number }; user: AuthUser }>;
     /** Hook (after `authenticate`) refusing any other role with 403. */
     requireRole: (role: Role) => preHandlerAsyncHookHandler;
     userLifecycle: UserLifecycle;
@@ -152,12 +157,10 @@ export default fp(
     app.decorate('authStateCache', { invalidate: cache.invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
     app.decorateRequest('authUser', null);
 
-    app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
-      const header = request.headers.authorization;
-      if (!header || header.length < 8 || !/^bearer /i.test(header)) throw unauthorized('Bearer token required', 'UNAUTHORIZED');
+    async function verifyAccessToken(token: string) {
       let payload: unknown;
       try {
-        payload = app.jwt.verify(header.slice(7).trim());
+        payload = app.jwt.verify(token);
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === 'FAST_JWT_EXPIRED') throw unauthorized('Access token expired', 'TOKEN_EXPIRED');
@@ -168,8 +171,18 @@ export default fp(
       if (!state || state.user.disabled || state.user.tokenVersion !== payload.ver || !state.sessionActive) {
         throw unauthorized('Session is no longer valid; log in again', 'SESSION_REVOKED');
       }
-      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.user.role };
-      request.authUser = state.user;
+      const exp = (payload as { exp?: unknown }).exp;
+      const claims = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.user.role };
+      return { claims: typeof exp === 'number' ? { ...claims, exp } : claims, user: state.user };
+    }
+    app.decorate('verifyAccessToken', verifyAccessToken);
+
+    app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+      const header = request.headers.authorization;
+      if (!header || header.length < 8 || !/^bearer /i.test(header)) throw unauthorized('Bearer token required', 'UNAUTHORIZED');
+      const { claims, user } = await verifyAccessToken(header.slice(7).trim());
+      request.user = { sub: claims.sub, sid: claims.sid, ver: claims.ver, role: claims.role };
+      request.authUser = user;
     });
 
     app.decorate('requireRole', (role: Role): preHandlerAsyncHookHandler => {

@@ -32,7 +32,7 @@ export function createAdapterCache(opts: AdapterCacheOptions = {}): AdapterCache
   const reloadMs = opts.reloadMarketsMs ?? 3_600_000;
   const entries = new Map<string, Entry>();
 
-  async function open(keyId: string, create: () => ExchangeAdapter | Promise<ExchangeAdapter>): Promise<ExchangeAdapter> {
+  async function open(create: () => ExchangeAdapter | Promise<ExchangeAdapter>): Promise<ExchangeAdapter> {
     const adapter = await create();
     try {
       await adapter.loadMarkets();
@@ -54,7 +54,7 @@ export function createAdapterCache(opts: AdapterCacheOptions = {}): AdapterCache
     get(keyId, create) {
       const cached = entries.get(keyId);
       if (cached) return cached.adapter;
-      const entry: Entry = { adapter: open(keyId, create) };
+      const entry: Entry = { adapter: open(create) };
       entries.set(keyId, entry);
       // A failed creation is not cached: the next get() tries again.
       entry.adapter.then(

@@ -4,7 +4,7 @@
  * SIGN = base64(HMAC-SHA256(secret, timestamp + method + requestPath(+query) + body)).
  */
 import type { WebSocket } from 'ws';
-import { D, Rejection, type EngineEvent, type FakeFill, type FakeMarket, type FakeOrder, type Kind } from './engine.js';
+import { D, Rejection, type EngineEvent, type FakeFill, type FakeMarket, type FakeOrder } from './engine.js';
 import { TIMEFRAMES_MS, WsHub, header, hmacBase64, jsonBody, safeEqual } from './common.js';
 import type { Dialect, DialectContext, FakeRequest, FakeResponse } from './types.js';
 
@@ -286,4 +286,3 @@ export function createOkxDialect(ctx: DialectContext): Dialect {
   };
 }
 
-export type { Kind };

@@ -96,6 +96,13 @@ export const EnvSchema = z.object({
   MARKET_CACHE_TTL_MS: int(3000, 0, 600_000).describe('In-process cache of public market data'),
   ORDER_SYNC_INTERVAL_MS: int(5000, 50).describe('Background sync of pending/open orders with the exchange'),
 
+  WS_MAX_SUBSCRIPTIONS: int(50, 1, 10_000).describe('Subscriptions per WebSocket connection'),
+  WS_MAX_BUFFER_BYTES: int(1_048_576, 1024).describe('A WebSocket client whose unsent data passes this is disconnected as too slow'),
+  WS_MAX_MESSAGE_BYTES: int(4096, 256, 1_048_576).describe('Largest client message; larger ones get an error'),
+  WS_PING_INTERVAL_MS: int(30_000, 50).describe('Server ping interval; a client silent for a whole interval is dropped'),
+  WS_MESSAGES_PER_SECOND: int(20, 1).describe('Client messages per second per connection (burst of the same size)'),
+  FEED_SILENCE_MS: int(60_000, 10).describe('Readiness fails when a subscribed ticker/trades feed is silent this long (candles: 2x timeframe)'),
+
   DEEPSEEK_API_KEY: optionalString,
   DEEPSEEK_BASE_URL: z.url().default('https://api.deepseek.com'),
   DEEPSEEK_MODEL: z.string().trim().min(1).default('deepseek-chat'),
@@ -166,6 +173,14 @@ const parsedEnv = EnvSchema.transform((e) => ({
     marketsReloadMs: e.EXCHANGE_MARKETS_RELOAD_MS,
     marketCacheTtlMs: e.MARKET_CACHE_TTL_MS,
     orderSyncIntervalMs: e.ORDER_SYNC_INTERVAL_MS,
+  },
+  realtime: {
+    maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
+    maxBufferBytes: e.WS_MAX_BUFFER_BYTES,
+    maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+    pingIntervalMs: e.WS_PING_INTERVAL_MS,
+    messagesPerSecond: e.WS_MESSAGES_PER_SECOND,
+    feedSilenceMs: e.FEED_SILENCE_MS,
   },
   deepseek: {
     apiKey: e.DEEPSEEK_API_KEY,

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { createDatasetsService, STALE_IMPORT_MS, type DatasetsService } from './datasets.service.js';
 import datasetsRoutes from './datasets.routes.js';
 
-export { FILE_REF_PREFIX, parseDatasetRef, type DatasetsService, type OpenedDataset } from './datasets.service.js';
+export { FILE_REF_PREFIX, decimalString, parseDatasetRef, type DatasetsService, type OpenedDataset } from './datasets.service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

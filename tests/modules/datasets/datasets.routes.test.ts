@@ -120,6 +120,16 @@ describe('POST /datasets', () => {
     const got = await injectAs(app, u.token, { method: 'GET', url: `/datasets/${body.id}` });
     assert.equal(got.statusCode, 200);
     assert.deepEqual(got.json(), body);
+
+    // a charset parameter is fine; the default name is upload.csv
+    const withCharset = await injectAs(app, u.token, {
+      method: 'POST',
+      url: '/datasets',
+      headers: { 'content-type': 'text/csv; charset=utf-8' },
+      payload: 'timestamp,open,high,low,close\n1700000000000,1,2,0.5,1\n',
+    });
+    assert.equal(withCharset.statusCode, 201, withCharset.body);
+    assert.equal(withCharset.json().name, 'upload.csv');
   });
 
   test('multipart field "file": name from the file name (or ?name / a name field); 5m Binance data with its gaps', async (t) => {

@@ -8,6 +8,11 @@ import accountModule from './account/index.js';
 import strategiesModule from './strategies/index.js';
 import datasetsModule from './datasets/index.js';
 import aiStrategyModule from './ai-strategy/index.js';
+import tradingModule from './trading/index.js';
+import ordersModule from './orders/index.js';
+import marketModule from './market/index.js';
+import realtimeModule from './realtime/index.js';
+import backtestsModule from './backtests/index.js';
 
 /**
  * The API: every domain in this one visible list. Wrapped in fastify-plugin so domain services (app.keysService,
@@ -26,4 +31,9 @@ export default fp(async function api(app: FastifyInstance) {
   await app.register(strategiesModule);
   await app.register(datasetsModule);
   await app.register(aiStrategyModule);
+  await app.register(tradingModule);
+  await app.register(ordersModule);
+  await app.register(marketModule);
+  await app.register(realtimeModule);
+  await app.register(backtestsModule);
 }, { name: 'api' });

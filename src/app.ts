@@ -29,6 +29,8 @@ export interface BuildOverrides {
   database?: Database;
   /** Where logs go (tests capture them); defaults to stdout. */
   logStream?: NodeJS.WritableStream;
+  /** Worker file for the pool instead of workers/backtest.worker (tests: a worker that throws or exits). */
+  workerFile?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -65,7 +67,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   await app.register(swagger);
   await app.register(underPressure);
   await app.register(eventBus);
-  await app.register(workerPool);
+  await app.register(workerPool, { filename: overrides.workerFile });
 
   app.setNotFoundHandler(
     { preHandler: app.rateLimit(app.rateLimitPolicies.notFound) },

@@ -29,11 +29,16 @@ export function poolThreads(configured: number): number {
   return configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
 }
 
+export interface WorkerPoolOptions {
+  /** Worker file URL or path instead of workers/backtest.worker (tests: a worker that crashes on purpose). */
+  filename?: string;
+}
+
 export default fp(
-  async function workerPoolPlugin(app: FastifyInstance) {
+  async function workerPoolPlugin(app: FastifyInstance, opts: WorkerPoolOptions) {
     const threads = poolThreads(app.config.backtest.threads);
     const pool = new Piscina({
-      filename: workerFile('backtest.worker'),
+      filename: opts.filename ?? workerFile('backtest.worker'),
       minThreads: 0, // threads start with the first task: an idle API (and every test app) costs none
       maxThreads: threads,
       maxQueue: app.config.backtest.queueMax,

@@ -153,9 +153,9 @@ export default fp(
       queueMax: app.config.auth.hashQueueMax,
     });
     app.decorate('passwords', passwords);
-    app.diagnostics.register('passwords', () => passwords.stats());
     app.decorate('authStateCache', { invalidate: cache.invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
     app.decorateRequest('authUser', null);
+    app.diagnostics.register('auth', () => ({ passwordHashing: passwords.stats(), cachedUsers: cache.size, cacheTtlMs }));
 
     async function verifyAccessToken(token: string) {
       let payload: unknown;

@@ -215,6 +215,9 @@ test('dashboard: user counts, database latency, readiness, process, version, rec
   assert.equal(d.errors.last5xxLastHour, 2);
   assert.deepEqual(d.subsystems['job-queue'], { waiting: 3, active: 1 });
   assert.deepEqual(d.subsystems.flaky, { error: 'unavailable' });
+  assert.equal(d.subsystems.auth.passwordHashing.running, 0);
+  assert.ok(d.subsystems.auth.passwordHashing.concurrency >= 1);
+  assert.ok(d.subsystems.auth.cachedUsers >= 1, 'the admin’s state is cached');
 });
 
 test('bootstrap admin from ADMIN_EMAIL + ADMIN_PASSWORD at first boot; an existing user is left alone', async (t) => {

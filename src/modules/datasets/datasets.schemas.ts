@@ -97,7 +97,7 @@ export const CandlesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
 });
 
-const DecimalString = z.string().regex(/^-?\d+(\.\d+)?$/).describe('Decimal string (exact value of the stored number)');
+const DecimalString = z.string().regex(/^-?\d+(\.\d+)?$/).describe('Decimal string: the shortest decimal that reads back as the stored number (the CSV value)');
 
 export const Candle = z.object({
   time: z.iso.datetime(),

@@ -43,6 +43,8 @@ export interface OpenedDataset {
 
 export interface UploadInput {
   name: string;
+  /** `download` for data another module fetched (e.g. exchange OHLCV); default `upload`. */
+  source?: 'upload' | 'download';
   stream: IngestInput;
   /** Content-Length when the client sent one: refused up front (413) when over the limit. */
   declaredBytes?: number;
@@ -402,14 +404,17 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
   }
 
   return {
-    /** Imports an uploaded CSV stream: an `importing` row first, then ingest; 400/413 leave nothing behind. */
+    /**
+     * Imports a CSV stream (an upload, or a download another module made): an `importing` row first, then the ingest;
+     * 400/413 or an abort leave nothing behind.
+     */
     async importUpload(userId: string, input: UploadInput, who?: AuditCtx): Promise<Dataset> {
       if (input.declaredBytes !== undefined && input.declaredBytes > maxBytes) {
         throw new HttpProblem(413, 'DATASET_TOO_LARGE', 'Content Too Large', `Dataset exceeds the limit of ${maxBytes} bytes`, {
           extensions: { maxBytes },
         });
       }
-      const row = await repo.insert({ userId, name: input.name, source: 'upload', status: 'importing' });
+      const row = await repo.insert({ userId, name: input.name, source: input.source ?? 'upload', status: 'importing' });
       const ready = await runImport(row, input.stream, { signal: input.signal, totalBytes: input.declaredBytes, who });
       return toDto(ready);
     },

@@ -511,6 +511,17 @@ describe('ownership, delete, open()', () => {
     assert.deepEqual(tail.items.map((i: { name: string }) => i.name), ['broken.csv']);
     const bad = await injectAs(app, u.token, { method: 'GET', url: '/datasets?limit=0' });
     assert.equal(bad.statusCode, 400);
+
+    // another module's download goes through the same import and is listed with its source
+    const dl = await app.datasetsService.importUpload(u.id, {
+      name: 'BTC/USDT 1h from binance',
+      source: 'download',
+      stream: Readable.from(['timestamp,open,high,low,close,volume\n', '1700000000000,1,2,0.5,1,3\n1700003600000,1,2,0.5,1,3\n']),
+    });
+    assert.equal(dl.source, 'download');
+    assert.equal(dl.timeframe, '1h');
+    const first = (await injectAs(app, u.token, { method: 'GET', url: '/datasets?limit=1' })).json();
+    assert.deepEqual([first.items[0].id, first.items[0].source, first.total], [dl.id, 'download', 7]);
   });
 
   test('delete: 204, owner only; the columnar file stays while another dataset references it', async (t) => {

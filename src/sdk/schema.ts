@@ -2392,15 +2392,15 @@ export interface paths {
                             items: {
                                 /** Format: date-time */
                                 time: string;
-                                /** @description Decimal string (exact value of the stored number) */
+                                /** @description Decimal string: the shortest decimal that reads back as the stored number (the CSV value) */
                                 open: string;
-                                /** @description Decimal string (exact value of the stored number) */
+                                /** @description Decimal string: the shortest decimal that reads back as the stored number (the CSV value) */
                                 high: string;
-                                /** @description Decimal string (exact value of the stored number) */
+                                /** @description Decimal string: the shortest decimal that reads back as the stored number (the CSV value) */
                                 low: string;
-                                /** @description Decimal string (exact value of the stored number) */
+                                /** @description Decimal string: the shortest decimal that reads back as the stored number (the CSV value) */
                                 close: string;
-                                /** @description Decimal string (exact value of the stored number) */
+                                /** @description Decimal string: the shortest decimal that reads back as the stored number (the CSV value) */
                                 volume: string;
                             }[];
                             /** @description Time of the next bar after this page (pass as `from`), null at the end */
@@ -2515,19 +2515,29 @@ export interface paths {
                         save?: boolean;
                         /** @description Name of the saved strategy (default: the generated name) */
                         name?: string;
-                        /** @description Start a backtest of the generated strategy on one of your datasets; the strategy is saved first */
+                        /** @description Start a backtest of the generated strategy (POST /backtest/start options); the strategy is saved first */
                         backtest?: {
-                            /**
-                             * Format: uuid
-                             * @description One of your datasets (GET /datasets)
-                             */
+                            /** @description One of your datasets (uuid) or `file:<name>` (GET /datasets) */
                             datasetId: string;
-                            /** @description Starting cash as a decimal string */
+                            /** @description Overrides of the strategy params, by name */
+                            params?: {
+                                [key: string]: number;
+                            };
+                            /** @description Starting cash as a decimal string (default 10000) */
                             initialCash?: string;
-                            /** @description Fee per fill in basis points */
+                            /** @description Fee per fill, basis points of notional (default 0) */
                             feeBps?: number;
-                            /** @description Slippage per fill in basis points */
+                            /** @description Each fill moves this many basis points against the trader (default 0) */
                             slippageBps?: number;
+                            /**
+                             * @description Fill at the next open (default) or at the decision bar close
+                             * @enum {string}
+                             */
+                            fill?: "next_open" | "close";
+                            /** @description Sizes round down to a multiple of this; 0 = fractional (default) */
+                            lotStep?: number;
+                            /** @description Close an open position at the end (default true) */
+                            closeAtEnd?: boolean;
                             /**
                              * Format: date-time
                              * @description First bar (inclusive)
@@ -2904,6 +2914,1527 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/account/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Balances of a saved key or the paper account (decimal strings) */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A saved exchange key id, or `paper` for the paper account */
+                    keyId: string;
+                    /** @description Paper only: which paper sub-account (default spot) */
+                    marketType?: "spot" | "swap";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AccountBalance"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open swap positions of a saved key (spot keys have none) or the paper swap account */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A saved exchange key id, or `paper` for the paper account */
+                    keyId: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AccountPositions"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/order/submit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Place an order (idempotent per clientOrderId)
+         * @description Validated against the market precision and limits first (422 ORDER_LIMIT_VIOLATION naming the limit). The order row is written before the exchange is called; the same clientOrderId returns the existing order (200) and never places a second one. 201: placed now. 202: the exchange did not answer in time; the order stays `pending` and is reconciled in the background by its client order id within seconds. 423 while the kill switch is engaged.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description A saved exchange key id, or `paper` for the paper account */
+                        keyId: string;
+                        /** @description Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap) */
+                        symbol: string;
+                        /** @enum {string} */
+                        side: "buy" | "sell";
+                        /** @enum {string} */
+                        type: "market" | "limit";
+                        /** @description Base amount (spot) or contracts (swap), decimal string */
+                        amount: string;
+                        /** @description Limit price, decimal string (required for limit orders) */
+                        price?: string;
+                        reduceOnly?: boolean;
+                        /** @description Idempotency key: the same id never places a second order (generated when omitted) */
+                        clientOrderId?: string;
+                        /**
+                         * Format: uuid
+                         * @description The bot placing the order, if any
+                         */
+                        botId?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Locked (kill switch engaged) */
+                423: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/order/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your orders, newest first (cursor pagination, filters) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size (1-200) */
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page */
+                    cursor?: string;
+                    /** @description A saved exchange key id, or `paper` for the paper account */
+                    keyId?: string;
+                    symbol?: string;
+                    status?: "pending" | "open" | "closed" | "canceled" | "expired" | "rejected";
+                    side?: "buy" | "sell";
+                    botId?: string;
+                    /** @description Inclusive lower bound (ISO 8601) */
+                    from?: string;
+                    /** @description Upper bound (ISO 8601) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Order"][];
+                            /** @description Pass as `cursor` for the next page; null on the last page */
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/order/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your orders (`sync=true` refreshes it from the exchange) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Refresh the order from the exchange first */
+                    sync?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/order/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel one of your open orders */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/trades": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your fills, newest first (cursor pagination, filters) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size (1-200) */
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page */
+                    cursor?: string;
+                    /** @description A saved exchange key id, or `paper` for the paper account */
+                    keyId?: string;
+                    symbol?: string;
+                    side?: "buy" | "sell";
+                    botId?: string;
+                    orderId?: string;
+                    /** @description Inclusive lower bound (ISO 8601) */
+                    from?: string;
+                    /** @description Upper bound (ISO 8601) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Trade"][];
+                            /** @description Pass as `cursor` for the next page; null on the last page */
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/market/symbols": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Markets of an exchange (precision and limits) */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Exchange id */
+                    exchange: "binance" | "bitget" | "okx";
+                    marketType?: "spot" | "swap";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /**
+                             * @description Exchange id
+                             * @enum {string}
+                             */
+                            exchange: "binance" | "bitget" | "okx";
+                            /** @enum {string} */
+                            marketType: "spot" | "swap";
+                            items: components["schemas"]["Market"][];
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/market/ticker": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Latest ticker of a symbol (cached a few seconds) */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Exchange id */
+                    exchange: "binance" | "bitget" | "okx";
+                    /** @description Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap) */
+                    symbol: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Ticker"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/market/ohlcv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Candles of a symbol (cached a few seconds) */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Exchange id */
+                    exchange: "binance" | "bitget" | "okx";
+                    /** @description Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap) */
+                    symbol: string;
+                    timeframe: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d" | "1w";
+                    /** @description Open time of the first candle, ms since epoch */
+                    since?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Ohlcv"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed but refused (e.g. by an exchange) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service answered with an error */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description An upstream service did not answer in time */
+                504: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/backtest/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue a backtest of a saved (`strategyId`) or inline (`strategy`) strategy on one of your datasets
+         * @description Everything is validated before the job is queued: strategy and params (400 listing each issue with its JSON path), dataset and strategy (404), dataset readiness (409). 503 with Retry-After when the queue is full. Poll the Location.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description One of your datasets (uuid) or `file:<name>` (GET /datasets) */
+                        datasetId: string;
+                        /**
+                         * Format: uuid
+                         * @description A saved strategy (or give `strategy` inline)
+                         */
+                        strategyId?: string;
+                        /** @description Version of `strategyId` (default: latest) */
+                        strategyVersion?: number;
+                        /** @description Inline strategy document (JSON DSL v1) instead of `strategyId` */
+                        strategy?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Overrides of the strategy params, by name */
+                        params?: {
+                            [key: string]: number;
+                        };
+                        /**
+                         * @description Starting cash as a decimal string
+                         * @default 10000
+                         */
+                        initialCash?: string;
+                        /**
+                         * @description Fee per fill, basis points of notional
+                         * @default 0
+                         */
+                        feeBps?: number;
+                        /**
+                         * @description Each fill moves this many basis points against the trader
+                         * @default 0
+                         */
+                        slippageBps?: number;
+                        /**
+                         * @description Decisions on a bar close fill at the next open (default) or that close
+                         * @default next_open
+                         * @enum {string}
+                         */
+                        fill?: "next_open" | "close";
+                        /**
+                         * @description Sizes round down to a multiple of this; 0 = fractional
+                         * @default 0
+                         */
+                        lotStep?: number;
+                        /**
+                         * @description Close an open position at the end
+                         * @default true
+                         */
+                        closeAtEnd?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description First bar (inclusive)
+                         */
+                        from?: string;
+                        /**
+                         * Format: date-time
+                         * @description Last bar (inclusive)
+                         */
+                        to?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            /** @description Poll this for the status and the result */
+                            location: string;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/backtest/result/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Status, progress and (once succeeded) the result: metrics, a page of trades, the equity curve on request */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Trades per page (0-1000) */
+                    tradesLimit?: number;
+                    tradesOffset?: number;
+                    /** @description Include the equity curve, evenly downsampled to at most this many points (first and last kept) */
+                    equityPoints?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BacktestResult"];
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/backtest/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your backtests, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size (1-200) */
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                /** @enum {string} */
+                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                                progress: number;
+                                error: string | null;
+                                datasetId: string;
+                                strategyId: string | null;
+                                strategyVersion: number | null;
+                                strategyName: string;
+                                finalEquity: string | null;
+                                totalReturnPct: number | null;
+                                /** Format: date-time */
+                                createdAt: string;
+                                startedAt: string | null;
+                                finishedAt: string | null;
+                            }[];
+                            /** @description Pass as `cursor` for the next page; null on the last page */
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/backtest/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a queued or running backtest (a running one is aborted); 409 when it already finished */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            progress: number;
+                            error: string | null;
+                            datasetId: string;
+                            strategyId: string | null;
+                            strategyVersion: number | null;
+                            strategyName: string;
+                            finalEquity: string | null;
+                            totalReturnPct: number | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            startedAt: string | null;
+                            finishedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (problem+json; `errors` lists each failing field) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (or not yours) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3209,6 +4740,289 @@ export interface components {
             explanation: string | null;
             /** @description The model's last answer, verbatim (truncated to 64 KiB) */
             rawAnswer: string | null;
+        };
+        Order: {
+            /** Format: uuid */
+            id: string;
+            keyId: string;
+            /** @enum {string} */
+            exchange: "binance" | "bitget" | "okx" | "paper";
+            /** @enum {string} */
+            marketType: "spot" | "swap";
+            botId: string | null;
+            symbol: string;
+            /** @enum {string} */
+            side: "buy" | "sell";
+            /** @enum {string} */
+            type: "market" | "limit";
+            /** @description Decimal string */
+            amount: string;
+            price: string | null;
+            reduceOnly: boolean;
+            clientOrderId: string;
+            exchangeOrderId: string | null;
+            /**
+             * @description `pending`: written, exchange outcome not known yet (reconciled in the background)
+             * @enum {string}
+             */
+            status: "pending" | "open" | "closed" | "canceled" | "expired" | "rejected";
+            /** @description Decimal string */
+            filled: string;
+            average: string | null;
+            /** @description Decimal string */
+            cost: string;
+            fee: string | null;
+            feeCurrency: string | null;
+            error: {
+                code: string;
+                detail: string;
+            } | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        Trade: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            orderId: string;
+            keyId: string;
+            exchange: string;
+            botId: string | null;
+            exchangeTradeId: string;
+            symbol: string;
+            /** @enum {string} */
+            side: "buy" | "sell";
+            /** @description Decimal string */
+            price: string;
+            /** @description Decimal string */
+            amount: string;
+            /** @description Decimal string */
+            cost: string;
+            fee: string | null;
+            feeCurrency: string | null;
+            realizedPnl: string | null;
+            takerOrMaker: string | null;
+            /** Format: date-time */
+            executedAt: string;
+        };
+        AccountBalance: {
+            keyId: string;
+            exchange: string;
+            /** @enum {string} */
+            marketType: "spot" | "swap";
+            balances: {
+                currency: string;
+                /** @description Decimal string */
+                free: string;
+                /** @description Decimal string */
+                used: string;
+                /** @description Decimal string */
+                total: string;
+            }[];
+        };
+        AccountPositions: {
+            keyId: string;
+            exchange: string;
+            /** @enum {string} */
+            marketType: "spot" | "swap";
+            items: {
+                symbol: string;
+                /** @enum {string} */
+                side: "long" | "short";
+                /** @description Decimal string */
+                contracts: string;
+                contractSize: string | null;
+                entryPrice: string | null;
+                markPrice: string | null;
+                unrealizedPnl: string | null;
+                realizedPnl: string | null;
+                leverage: string | null;
+                marginMode: ("cross" | "isolated") | null;
+            }[];
+        };
+        Market: {
+            symbol: string;
+            id: string;
+            base: string;
+            quote: string;
+            settle: string | null;
+            /** @enum {string} */
+            type: "spot" | "swap";
+            active: boolean;
+            contractSize: string | null;
+            precision: {
+                /** @description Decimal string */
+                amount?: string;
+                /** @description Decimal string */
+                price?: string;
+            };
+            limits: {
+                amount: {
+                    /** @description Decimal string */
+                    min?: string;
+                    /** @description Decimal string */
+                    max?: string;
+                };
+                price: {
+                    /** @description Decimal string */
+                    min?: string;
+                    /** @description Decimal string */
+                    max?: string;
+                };
+                cost: {
+                    /** @description Decimal string */
+                    min?: string;
+                    /** @description Decimal string */
+                    max?: string;
+                };
+            };
+        };
+        Ticker: {
+            /**
+             * @description Exchange id
+             * @enum {string}
+             */
+            exchange: "binance" | "bitget" | "okx";
+            symbol: string;
+            timestamp: number | null;
+            last: string | null;
+            bid: string | null;
+            ask: string | null;
+            high: string | null;
+            low: string | null;
+            baseVolume: string | null;
+            quoteVolume: string | null;
+        };
+        Ohlcv: {
+            /**
+             * @description Exchange id
+             * @enum {string}
+             */
+            exchange: "binance" | "bitget" | "okx";
+            symbol: string;
+            /** @enum {string} */
+            timeframe: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d" | "1w";
+            candles: {
+                /** @description Open time, ms */
+                timestamp: number;
+                /** @description Decimal string */
+                open: string;
+                /** @description Decimal string */
+                high: string;
+                /** @description Decimal string */
+                low: string;
+                /** @description Decimal string */
+                close: string;
+                /** @description Decimal string */
+                volume: string;
+            }[];
+        };
+        BacktestResult: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: number;
+            error: string | null;
+            datasetId: string;
+            strategyId: string | null;
+            strategyVersion: number | null;
+            strategyName: string;
+            finalEquity: string | null;
+            totalReturnPct: number | null;
+            /** Format: date-time */
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+            attempts: number;
+            engineVersion: string;
+            dataset: {
+                id: string;
+                name: string | null;
+                sha256: string;
+            };
+            strategy: {
+                id: string | null;
+                version: number | null;
+                name: string;
+                /** @description Snapshot of the document that ran */
+                document: {
+                    [key: string]: unknown;
+                };
+            };
+            /** @description Overrides as requested */
+            params: {
+                [key: string]: number;
+            };
+            /** @description Every param value used */
+            resolvedParams: {
+                [key: string]: number;
+            };
+            settings: {
+                initialCash: string;
+                feeBps: number;
+                slippageBps: number;
+                /** @enum {string} */
+                fill: "next_open" | "close";
+                lotStep: number;
+                closeAtEnd: boolean;
+            };
+            range: {
+                from: string | null;
+                to: string | null;
+            };
+            bars: number | null;
+            fromIndex: number | null;
+            toIndex: number | null;
+            metrics: ({
+                finalEquity: string;
+                feesPaid: string;
+                totalReturnPct: number;
+                maxDrawdownPct: number;
+                exposurePct: number;
+                trades: number;
+            } & {
+                [key: string]: number | null;
+            }) | null;
+            /** @description Position left open when closeAtEnd is false */
+            openPosition: {
+                /** @enum {string} */
+                side: "long" | "short";
+                size: string;
+                entryBar: number;
+                entryPrice: string;
+            } | null;
+            trades: {
+                items: {
+                    /** @enum {string} */
+                    side: "long" | "short";
+                    entryBar: number;
+                    exitBar: number;
+                    /** Format: date-time */
+                    entryTime: string;
+                    /** Format: date-time */
+                    exitTime: string;
+                    entryPrice: string;
+                    exitPrice: string;
+                    size: string;
+                    /** @description Net of both fees */
+                    pnl: string;
+                    pnlPct: number;
+                    fees: string;
+                    exitReason: string;
+                }[];
+                total: number;
+                limit: number;
+                offset: number;
+                nextOffset: number | null;
+            };
+            /** @description With `equityPoints`: bar open times and equity at their close */
+            equity: {
+                t: string[];
+                equity: number[];
+            } | null;
         };
     };
     responses: never;

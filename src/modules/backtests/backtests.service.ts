@@ -103,6 +103,7 @@ export function failureMessage(err: unknown): string {
   if (err instanceof HttpProblem) return err.message;
   const e = err as { name?: string; message?: string } | null;
   const msg = (e?.message ?? String(err)).split('\n')[0].slice(0, 500);
+  if (/worker exited|terminated/i.test(msg)) return `backtest worker crashed (${msg}); the job was not retried`;
   if (e?.name === 'RangeError' || e?.name === 'TypeError' || e?.name === 'StrategyError') return `backtest failed: ${msg}`;
   return `backtest worker failed: ${msg}`;
 }

@@ -119,7 +119,7 @@ describe('POST /backtest/start -> GET /backtest/result', () => {
     const seen: unknown[] = [];
     let offset: number | null = 0;
     while (offset !== null) {
-      const page = (await getResult(app, u.token, a.id, `?tradesLimit=37&tradesOffset=${offset}`)).trades;
+      const page: { items: unknown[]; nextOffset: number | null } = (await getResult(app, u.token, a.id, `?tradesLimit=37&tradesOffset=${offset}`)).trades;
       assert.ok(page.items.length <= 37);
       seen.push(...page.items);
       offset = page.nextOffset;

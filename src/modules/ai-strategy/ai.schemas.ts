@@ -9,17 +9,33 @@ export const PROMPT_MAX = 4000;
 const noNul = (s: string) => !s.includes('\u0000');
 const NUL_MESSAGE = 'must not contain NUL characters';
 
-/** Optional backtest of the generated strategy (implies `save`); passed to the backtests domain as is. */
+/**
+ * Optional backtest of the generated strategy (implies `save`): the options of POST /backtest/start without the
+ * strategy fields (the saved strategy is used). Validated here with the same bounds; the backtests domain applies
+ * its defaults and checks the dataset.
+ */
 export const GenerateBacktestOptions = z
   .object({
-    datasetId: z.uuid().describe('One of your datasets (GET /datasets)'),
-    initialCash: z.string().regex(/^\d{1,15}(\.\d{1,8})?$/, 'a positive decimal string').optional().describe('Starting cash as a decimal string'),
-    feeBps: z.number().min(0).max(1000).optional().describe('Fee per fill in basis points'),
-    slippageBps: z.number().min(0).max(1000).optional().describe('Slippage per fill in basis points'),
+    datasetId: z.string().min(1).max(300).describe('One of your datasets (uuid) or `file:<name>` (GET /datasets)'),
+    params: z.record(z.string(), z.number()).optional().describe('Overrides of the strategy params, by name'),
+    initialCash: z
+      .string()
+      .regex(/^\d{1,15}(\.\d{1,8})?$/, 'a positive decimal string such as "10000" or "2500.5"')
+      .optional()
+      .describe('Starting cash as a decimal string (default 10000)'),
+    feeBps: z.number().min(0).max(1000).optional().describe('Fee per fill, basis points of notional (default 0)'),
+    slippageBps: z.number().min(0).max(1000).optional().describe('Each fill moves this many basis points against the trader (default 0)'),
+    fill: z.enum(['next_open', 'close']).optional().describe('Fill at the next open (default) or at the decision bar close'),
+    lotStep: z.number().min(0).max(1e9).optional().describe('Sizes round down to a multiple of this; 0 = fractional (default)'),
+    closeAtEnd: z.boolean().optional().describe('Close an open position at the end (default true)'),
     from: z.iso.datetime().optional().describe('First bar (inclusive)'),
     to: z.iso.datetime().optional().describe('Last bar (inclusive)'),
   })
-  .describe('Start a backtest of the generated strategy on one of your datasets; the strategy is saved first');
+  .superRefine((b, ctx) => {
+    if (b.from && b.to && Date.parse(b.from) > Date.parse(b.to)) ctx.addIssue({ code: 'custom', path: ['to'], message: 'to must not be before from' });
+    if (b.initialCash !== undefined && !(Number(b.initialCash) > 0)) ctx.addIssue({ code: 'custom', path: ['initialCash'], message: 'must be greater than 0' });
+  })
+  .describe('Start a backtest of the generated strategy (POST /backtest/start options); the strategy is saved first');
 export type GenerateBacktestOptions = z.infer<typeof GenerateBacktestOptions>;
 
 export const GenerateBody = z.object({

@@ -86,9 +86,10 @@ export default fp(
       dailyQuota: cfg.dailyQuota,
       strategies: app.strategiesService,
       // The backtests domain may be absent, or registered after this one: look it up when needed.
-      startBacktest: () => {
-        const bt = (app as unknown as { backtestsService?: { start?: StartBacktest } }).backtestsService;
-        return typeof bt?.start === 'function' ? bt.start.bind(bt) : undefined;
+      startBacktest: (): StartBacktest | undefined => {
+        if (!app.hasDecorator('backtestsService')) return undefined;
+        const backtests = app.backtestsService;
+        return (userId, input, who) => backtests.start(userId, input, who);
       },
       log,
       onOutcome: (outcome) => generations.inc({ outcome }),

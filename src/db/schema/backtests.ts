@@ -1,5 +1,11 @@
-import { doublePrecision, index, integer, jsonb, numeric, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { customType, doublePrecision, index, integer, jsonb, numeric, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { users } from './users.js';
+
+/** bytea as a Buffer (postgres.js gives Buffers, PGlite Uint8Arrays). */
+export const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)),
+});
 
 export const BACKTEST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type BacktestStatus = (typeof BACKTEST_STATUSES)[number];
@@ -48,9 +54,13 @@ export const backtests = pgTable(
     toIndex: integer('to_index'),
     tradesCount: integer('trades_count'),
     metrics: jsonb('metrics').$type<Record<string, unknown>>(),
-    trades: jsonb('trades').$type<Record<string, unknown>[]>(),
-    /** Equity curve stored at up to STORED_EQUITY_POINTS points: { t: epoch ms[], equity: number[] }. */
-    equity: jsonb('equity').$type<{ t: number[]; equity: number[] }>(),
+    /**
+     * Closed trades as fixed-size little-endian float64 records (see backtests.codec.ts): a page is a substring, and
+     * a result of tens of thousands of trades is written without building (or making the database parse) JSON.
+     */
+    tradesData: bytea('trades_data'),
+    /** Equity curve at up to STORED_EQUITY_POINTS points: (epoch ms, equity) float64 pairs, little-endian. */
+    equityData: bytea('equity_data'),
     openPosition: jsonb('open_position').$type<Record<string, unknown>>(),
     elapsedMs: doublePrecision('elapsed_ms'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

@@ -1,0 +1,2 @@
+ALTER TABLE "backtests" DROP COLUMN "trades";--> statement-breakpoint
+ALTER TABLE "backtests" DROP COLUMN "equity";

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, jsonb, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, jsonb, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { users } from './users.js';
 
 /**
@@ -86,3 +86,31 @@ export const paperAccounts = pgTable('paper_accounts', {
   state: jsonb('state').$type<Record<string, unknown>>().notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * `POST /datasets/download` jobs (market data domain): OHLCV paged from an exchange into a dataset. The row exists
+ * (status `pending`) before any request; `next_since` is the resume point, `candles` the progress.
+ */
+export const datasetDownloads = pgTable(
+  'dataset_downloads',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    exchange: text('exchange', { enum: ['binance', 'bitget', 'okx'] }).notNull(),
+    symbol: text('symbol').notNull(),
+    timeframe: text('timeframe').notNull(),
+    name: text('name').notNull(),
+    sinceMs: bigint('since_ms', { mode: 'number' }).notNull(),
+    untilMs: bigint('until_ms', { mode: 'number' }).notNull(),
+    nextSinceMs: bigint('next_since_ms', { mode: 'number' }).notNull(),
+    candles: integer('candles').notNull().default(0),
+    status: text('status', { enum: ['pending', 'running', 'importing', 'done', 'failed'] }).notNull().default('pending'),
+    datasetId: uuid('dataset_id'),
+    error: text('error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('dataset_downloads_user_idx').on(t.userId, t.createdAt, t.id)],
+);

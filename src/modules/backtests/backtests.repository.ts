@@ -2,14 +2,24 @@ import { and, eq, getTableColumns, inArray, lt, or, sql, type SQL } from 'drizzl
 import type { DbOrTx } from '../../db/client.js';
 import { backtests, type BacktestStatus } from '../../db/schema/backtests.js';
 import { beforeCursor, newestFirst, type Cursor } from '../../shared/pagination.js';
+import { TRADE_BYTES } from './backtests.codec.js';
 
 export type BacktestRow = typeof backtests.$inferSelect;
 export type BacktestInsert = typeof backtests.$inferInsert;
 /** A row without its big result columns (trades, equity). */
-export type BacktestHead = Omit<BacktestRow, 'trades' | 'equity'>;
+export type BacktestHead = Omit<BacktestRow, 'tradesData' | 'equityData'>;
 
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
-const { trades: _trades, equity: _equity, ...headColumns } = getTableColumns(backtests);
+const { tradesData: _trades, equityData: _equity, ...headColumns } = getTableColumns(backtests);
+
+const toBuffer = (v: unknown): Buffer | null => {
+  if (v === null || v === undefined) return null;
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  // A driver that hands bytea back as text (`\\x<hex>`).
+  if (typeof v === 'string' && v.startsWith('\\x')) return Buffer.from(v.slice(2), 'hex');
+  throw new TypeError('unexpected bytea value');
+};
 
 const ACTIVE: BacktestStatus[] = ['queued', 'running'];
 
@@ -30,28 +40,26 @@ export function createBacktestsRepository(db: DbOrTx) {
       return row ?? null;
     },
 
-    /**
-     * The owned row with one page of its trades (sliced in SQL, the array is never loaded whole) and, when asked,
-     * its stored equity curve.
-     */
+    /** The owned row with one page of its trade records (cut in SQL) and, when asked, its stored equity curve. */
     async findOwnedWithTrades(
       userId: string,
       id: string,
       page: { limit: number; offset: number },
       withEquity: boolean,
       tx: DbOrTx = db,
-    ): Promise<{ row: BacktestHead; trades: Record<string, unknown>[]; equity: BacktestRow['equity'] } | null> {
-      const tradesPage = sql<Record<string, unknown>[] | null>`(select coalesce(jsonb_agg(x.e order by x.i), '[]'::jsonb)
-        from jsonb_array_elements(coalesce(${backtests.trades}, '[]'::jsonb)) with ordinality as x(e, i)
-        where x.i > ${page.offset} and x.i <= ${page.offset + page.limit})`;
+    ): Promise<{ row: BacktestHead; trades: Buffer | null; equity: Buffer | null } | null> {
+      const from = page.offset * TRADE_BYTES + 1;
+      const len = page.limit * TRADE_BYTES;
       const [found] = await tx
-        .select({ head: headColumns, tradesPage, equity: withEquity ? backtests.equity : sql<null>`null` })
+        .select({
+          head: headColumns,
+          trades: sql<Buffer | Uint8Array | null>`substring(${backtests.tradesData} from ${from}::int for ${len}::int)`,
+          equity: withEquity ? backtests.equityData : sql<null>`null`,
+        })
         .from(backtests)
         .where(and(eq(backtests.id, id), eq(backtests.userId, userId)));
       if (!found) return null;
-      const parsed = typeof found.tradesPage === 'string' ? (JSON.parse(found.tradesPage) as Record<string, unknown>[]) : found.tradesPage;
-      const equity = typeof found.equity === 'string' ? (JSON.parse(found.equity) as BacktestRow['equity']) : found.equity;
-      return { row: found.head as BacktestHead, trades: parsed ?? [], equity };
+      return { row: found.head as BacktestHead, trades: toBuffer(found.trades), equity: toBuffer(found.equity) };
     },
 
     listByUser(userId: string, limit: number, cursor: Cursor | undefined, tx: DbOrTx = db) {

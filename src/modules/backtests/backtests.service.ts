@@ -19,6 +19,7 @@ import { audit, type AuditEntry } from '../audit/index.js';
 import { decimalString, type DatasetsService } from '../datasets/datasets.service.js';
 import { validateDocument, type StrategiesService } from '../strategies/strategies.service.js';
 import { createBacktestsRepository, type BacktestHead } from './backtests.repository.js';
+import { decodeEquity, decodeTrades, encodeEquity, encodeTrades } from './backtests.codec.js';
 import type { BacktestResult, BacktestSummary, StartBacktestBody } from './backtests.schemas.js';
 
 type Who = Pick<AuditEntry, 'actorId' | 'ip' | 'requestId'>;
@@ -193,8 +194,8 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         toIndex: result.toIndex,
         tradesCount: result.trades.length,
         metrics: result.metrics as unknown as Record<string, unknown>,
-        trades: result.trades as unknown as Record<string, unknown>[],
-        equity: result.equity,
+        tradesData: encodeTrades(result.trades),
+        equityData: encodeEquity(result.equity),
         openPosition: result.openPosition as unknown as Record<string, unknown> | null,
         elapsedMs: result.elapsedMs,
       });
@@ -301,7 +302,8 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
       const total = row.tradesCount ?? 0;
       let equity: BacktestResult['equity'] = null;
       if (found.equity && q.equityPoints !== undefined) {
-        const d = downsample(Float64Array.from(found.equity.t), Float64Array.from(found.equity.equity), q.equityPoints);
+        const stored = decodeEquity(found.equity);
+        const d = downsample(stored.t, stored.equity, q.equityPoints);
         equity = { t: d.t.map((t) => new Date(t).toISOString()), equity: d.equity };
       }
       const s = row.settings as Omit<BacktestResult['settings'], 'initialCash'>;
@@ -322,7 +324,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         metrics: row.metrics ? metricsDto(row.metrics) : null,
         openPosition: open ? { side: open.side, size: decimalString(open.size), entryBar: open.entryBar, entryPrice: decimalString(open.entryPrice) } : null,
         trades: {
-          items: (found.trades as unknown as EngineTrade[]).map(toTradeDto),
+          items: found.trades ? decodeTrades(found.trades).map(toTradeDto) : [],
           total,
           limit: q.tradesLimit,
           offset: q.tradesOffset,

@@ -26,9 +26,8 @@ export default fp(
       dir: path.join(app.config.db.dataDir, 'downloads'),
     });
     app.decorate('downloadService', downloads);
-    app.addHook('onReady', async () => {
-      void downloads.resumeAll().catch((err: Error) => app.log.warn({ err: err.message }, 'could not resume dataset downloads'));
-    });
+    // Jobs an earlier process left unfinished continue (launched before the app reports ready).
+    app.addHook('onReady', () => app.onDatabaseReady('dataset-download-resume', () => downloads.resumeAll()));
     app.addHook('preClose', () => downloads.stop());
     await app.register(marketRoutes);
     await app.register(downloadRoutes);

@@ -92,6 +92,8 @@ export function createFeedHub(opts: FeedHubOptions): FeedHub {
   const now = opts.now ?? Date.now;
   const restartBaseMs = opts.restartBaseMs ?? 1000;
   const feeds = new Map<string, Feed>();
+  /** Feeds stopped but still closing their upstream (close() waits for them too). */
+  const stopping = new Set<Promise<void>>();
   let closed = false;
 
   const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -191,10 +193,12 @@ export function createFeedHub(opts: FeedHubOptions): FeedHub {
     feed.wake?.();
     // Ends the pending iteration at once; pump() then closes the handle. A feed still opening closes in pump too.
     void feed.handle?.stream.close().catch(() => undefined);
-    void feed.ready.then(
+    const finished = feed.ready.then(
       () => feed.done,
       () => undefined,
     );
+    stopping.add(finished);
+    void finished.finally(() => stopping.delete(finished));
   }
 
   return {
@@ -243,7 +247,7 @@ export function createFeedHub(opts: FeedHubOptions): FeedHub {
         feed.listeners.clear();
         stop(feed);
       }
-      await Promise.all(all.map((f) => f.ready.then(() => f.done, () => undefined)));
+      await Promise.all([...all.map((f) => f.ready.then(() => f.done, () => undefined)), ...stopping]);
     },
   };
 }

@@ -35,7 +35,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
   });
   after(() => fake.close());
 
-  test('a public ticker subscription delivers the prices the exchange pushes', { timeout: 20_000 }, async (t) => {
+  test('a public ticker subscription delivers the prices the exchange pushes', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env });
     const client = await connect(t, await listen(app));
     const welcome = await client.next((m) => m.type === 'welcome');
@@ -50,7 +50,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     await eventually(() => fake.wsClients() === 0, 'upstream closed');
   });
 
-  test('a candles subscription delivers the current candle closing at the pushed price', { timeout: 20_000 }, async (t) => {
+  test('a candles subscription delivers the current candle closing at the pushed price', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env });
     const client = await connect(t, await listen(app));
     const ack = await subscribed(client, { channel: 'candles', exchange: 'binance', symbol: SYMBOL, timeframe: '1m', id: 7 });
@@ -61,7 +61,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     assert.equal(candle.data.timestamp % 60_000, 0);
   });
 
-  test('clients on one symbol share ONE upstream subscription, closed when the last one leaves', { timeout: 30_000 }, async (t) => {
+  test('clients on one symbol share ONE upstream subscription, closed when the last one leaves', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env });
     const url = await listen(app);
     const [a, b, c] = await Promise.all([connect(t, url), connect(t, url), connect(t, url)]);
@@ -104,7 +104,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     assert.equal(app.realtimeService.hub.feeds().length, 0);
   });
 
-  test('an unknown symbol is refused naming the symbol field; the connection stays usable', { timeout: 20_000 }, async (t) => {
+  test('an unknown symbol is refused naming the symbol field; the connection stays usable', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env });
     const client = await connect(t, await listen(app));
     const err = await subscribed(client, { channel: 'trades', exchange: 'binance', symbol: 'DOGE/USDT' });
@@ -118,7 +118,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     assert.equal(trade.symbol, SYMBOL);
   });
 
-  test('readiness fails when a subscribed feed goes silent (FEED_SILENCE_MS)', { timeout: 30_000 }, async (t) => {
+  test('readiness fails when a subscribed feed goes silent (FEED_SILENCE_MS)', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { ...env, FEED_SILENCE_MS: '300' } });
     const client = await connect(t, await listen(app));
     const ready = async () => (await app.readiness.run()).checks['market-feeds']!;
@@ -143,7 +143,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     await eventually(async () => (await ready()).ok, 'ready once the feed is gone');
   });
 
-  test('shutdown closes client sockets with 1001 and ends the upstream feeds', { timeout: 20_000 }, async (t) => {
+  test('shutdown closes client sockets with 1001 and ends the upstream feeds', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env });
     const client = await connect(t, await listen(app));
     await subscribed(client, { channel: 'ticker', exchange: 'binance', symbol: SYMBOL });
@@ -156,7 +156,7 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
 });
 
 describe('GET /ws user channels and protocol', () => {
-  test('auth by first message: own events only, only on subscribed channels', { timeout: 20_000 }, async (t) => {
+  test('auth by first message: own events only, only on subscribed channels', { timeout: 60_000 }, async (t) => {
     const app = await build(t);
     const [alice, bob] = [await createUser(app), await createUser(app)];
     const client = await connect(t, await listen(app));
@@ -193,7 +193,7 @@ describe('GET /ws user channels and protocol', () => {
     assert.equal(app.rawLogs().includes(alice.token), false, 'the token is never logged');
   });
 
-  test('auth by Authorization header on the upgrade; a bad header refuses the upgrade with 401', { timeout: 20_000 }, async (t) => {
+  test('auth by Authorization header on the upgrade; a bad header refuses the upgrade with 401', { timeout: 60_000 }, async (t) => {
     const app = await build(t);
     const user = await createUser(app);
     const url = await listen(app);
@@ -207,12 +207,13 @@ describe('GET /ws user channels and protocol', () => {
     assert.deepEqual(fill, { type: 'event', channel: 'fills', event: { type: 'trade.filled', tradeId: 't1', price: '50000' } });
 
     await assert.rejects(connect(t, url, { headers: { authorization: 'Bearer forged.token.here' } }), { statusCode: 401 });
-    await assert.rejects(connect(t, `${url}?token=${user.token}`), { statusCode: 400 });
+    await assert.rejects(connect(t, `${url}?token=placeholder`), { statusCode: 400 });
+    assert.equal(app.rawLogs().includes(user.token), false, 'the token is never logged');
     const plain = await app.inject({ method: 'GET', url: '/ws' });
     assert.equal(plain.statusCode, 426);
   });
 
-  test('a logged-out session loses its user channels at the next ping', { timeout: 20_000 }, async (t) => {
+  test('a logged-out session loses its user channels at the next ping', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_PING_INTERVAL_MS: '100', AUTH_CACHE_TTL_MS: '0' } });
     const user = await createUser(app);
     const client = await connect(t, await listen(app), { headers: { authorization: `Bearer ${user.token}` } });
@@ -227,7 +228,7 @@ describe('GET /ws user channels and protocol', () => {
     assert.equal(client.messages.some((m) => m.type === 'event'), false);
   });
 
-  test('bad messages get errors naming the field; the connection stays usable', { timeout: 20_000 }, async (t) => {
+  test('bad messages get errors naming the field; the connection stays usable', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_MAX_MESSAGE_BYTES: '512' } });
     const client = await connect(t, await listen(app));
     const errorFor = async (data: string | object) => {
@@ -262,7 +263,7 @@ describe('GET /ws user channels and protocol', () => {
     assert.equal(client.ws.readyState, client.ws.OPEN);
   });
 
-  test('the subscription cap refuses one subscription too many', { timeout: 20_000 }, async (t) => {
+  test('the subscription cap refuses one subscription too many', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_MAX_SUBSCRIPTIONS: '2' } });
     const user = await createUser(app);
     const client = await connect(t, await listen(app), { headers: { authorization: `Bearer ${user.token}` } });
@@ -277,7 +278,7 @@ describe('GET /ws user channels and protocol', () => {
     assert.equal((await subscribed(client, { channel: 'bots' })).type, 'subscribed');
   });
 
-  test('messages above the per-connection rate are refused, not processed', { timeout: 20_000 }, async (t) => {
+  test('messages above the per-connection rate are refused, not processed', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_MESSAGES_PER_SECOND: '5' } });
     const client = await connect(t, await listen(app));
     for (let i = 0; i < 30; i++) client.send({ op: 'ping', id: i });
@@ -287,7 +288,7 @@ describe('GET /ws user channels and protocol', () => {
     assert.ok(pongs < 30, `only part of the burst is answered (${pongs})`);
   });
 
-  test('a slow client (socket paused) is disconnected once its buffer passes WS_MAX_BUFFER_BYTES', { timeout: 30_000 }, async (t) => {
+  test('a slow client (socket paused) is disconnected once its buffer passes WS_MAX_BUFFER_BYTES', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_MAX_BUFFER_BYTES: '16384' } });
     const user = await createUser(app);
     const client = await connect(t, await listen(app), { headers: { authorization: `Bearer ${user.token}` } });
@@ -305,7 +306,7 @@ describe('GET /ws user channels and protocol', () => {
     await client.closed;
   });
 
-  test('a client that never answers pings is dropped; one that does stays', { timeout: 20_000 }, async (t) => {
+  test('a client that never answers pings is dropped; one that does stays', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_PING_INTERVAL_MS: '100' } });
     const url = await listen(app);
     const silent = await connect(t, url, { autoPong: false });

@@ -6,8 +6,16 @@ import { migrateDatabase, pendingMigrations } from '../db/migrate.js';
 declare module 'fastify' {
   interface FastifyInstance {
     database: Database;
+    /**
+     * Runs start-up work that needs the database (recovery sweeps, reconciliation, bootstrap rows). When the database
+     * answers at boot the task runs now and the returned promise waits for it; when it does not, the service still
+     * starts (probes report the outage) and the task runs as soon as the database answers again. Errors are logged.
+     */
+    onDatabaseReady(name: string, task: () => Promise<unknown>, opts?: { fatal?: boolean }): Promise<void>;
   }
 }
+
+const RETRY_MS = 5000;
 
 export interface DbPluginOptions {
   /** An already-open database (tests share one per file); it is then not closed by the app. */
@@ -22,7 +30,40 @@ export default fp(
     app.decorate('database', database);
     if (!opts.database) app.addHook('onClose', async () => database.close());
 
-    if (cfg.migrateOnStart) {
+    let reachable = await database.ping(2000).then(
+      () => true,
+      () => false,
+    );
+    const deferred: { name: string; task: () => Promise<unknown> }[] = [];
+    const run = async (name: string, task: () => Promise<unknown>) => {
+      try {
+        await task();
+      } catch (err) {
+        app.log.error({ err, task: name }, 'start-up task failed');
+      }
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const retry = () => {
+      timer = setTimeout(async () => {
+        reachable = await database.ping(2000).then(() => true, () => false);
+        if (!reachable) return retry();
+        if (cfg.migrateOnStart) await run('migrations', () => migrateDatabase(database));
+        for (const { name, task } of deferred.splice(0)) await run(name, task);
+      }, RETRY_MS);
+      timer.unref();
+    };
+    app.addHook('onClose', async () => clearTimeout(timer));
+    if (!reachable) {
+      app.log.error('database unreachable at start: serving probes; start-up tasks wait for it');
+      retry();
+    }
+    app.decorate('onDatabaseReady', async (name: string, task: () => Promise<unknown>, opts: { fatal?: boolean } = {}) => {
+      if (!reachable) deferred.push({ name, task });
+      else if (opts.fatal) await task(); // e.g. a key ring that cannot decrypt stored credentials stops the boot
+      else await run(name, task);
+    });
+
+    if (cfg.migrateOnStart && reachable) {
       try {
         await migrateDatabase(database);
       } catch (err) {

@@ -39,13 +39,14 @@ export default fp(
     app.decorate('vault', vault);
     const service = createKeysService({ db: app.database.db, vault, verify: ccxtKeyVerifier(app), log: app.log });
     app.decorate('keysService', service);
-    const problems = await service.checkRing().catch((err: Error) => {
-      app.log.warn({ err: err.message }, 'could not check stored credentials against ENCRYPTION_KEY (database unavailable?)');
-      return [];
-    });
-    if (problems.length) {
-      throw new ConfigError(problems.map((p) => `ENCRYPTION_KEY cannot decrypt stored exchange keys: ${p}`));
-    }
+    await app.onDatabaseReady(
+      'key-ring-check',
+      async () => {
+        const problems = await service.checkRing();
+        if (problems.length) throw new ConfigError(problems.map((p) => `ENCRYPTION_KEY cannot decrypt stored exchange keys: ${p}`));
+      },
+      { fatal: true },
+    );
     await app.register(keysRoutes);
   },
   { name: 'account', dependencies: ['db', 'auth'] },

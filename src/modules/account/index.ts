@@ -42,7 +42,10 @@ export default fp(
     await app.onDatabaseReady(
       'key-ring-check',
       async () => {
-        const problems = await service.checkRing();
+        const problems = await service.checkRing().catch((err: Error) => {
+          app.log.warn({ err: err.message }, 'stored credentials not checked against ENCRYPTION_KEY (schema not migrated yet?)');
+          return [];
+        });
         if (problems.length) throw new ConfigError(problems.map((p) => `ENCRYPTION_KEY cannot decrypt stored exchange keys: ${p}`));
       },
       { fatal: true },

@@ -265,6 +265,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     JWT_SECRET: 'test-secret-that-is-long-enough-for-hs256-0123456789',
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_TIME_COST: '1',
+    // Load shedding off by default: a loaded CI machine must not turn test requests into 503s (tested on its own).
+    MAX_EVENT_LOOP_DELAY_MS: '0',
     ...env,
   }).config;
 }

@@ -83,3 +83,25 @@ test('validation errors list every failing field with JSON pointer paths; malfor
   assert.doesNotMatch(boom.body, /hunter2|secret internals|app\.js|at /);
   assert.equal(boomBody.code, 'INTERNAL');
 });
+
+test('under pressure: a blocked event loop sheds load with a 503 problem and Retry-After', async (t) => {
+  const app = await build(t, { env: { MAX_EVENT_LOOP_DELAY_MS: '50' } });
+  // Block the loop well past the threshold, then let under-pressure's sampler observe it.
+  const until = Date.now() + 400;
+  while (Date.now() < until) {
+    /* busy */
+  }
+  let res = await app.inject({ url: '/health' });
+  for (let i = 0; i < 20 && res.statusCode !== 503; i++) {
+    await new Promise((r) => setImmediate(r));
+    const spin = Date.now() + 200;
+    while (Date.now() < spin) {
+      /* busy */
+    }
+    res = await app.inject({ url: '/health' });
+  }
+  assert.equal(res.statusCode, 503);
+  assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+  assert.equal(res.json().code, 'OVERLOADED');
+  assert.equal(res.headers['retry-after'], '5');
+});

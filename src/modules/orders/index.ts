@@ -21,7 +21,7 @@ export default fp(
     });
     app.decorate('ordersService', service);
     // Pending rows left by a crash or a timeout, and open orders, are reconciled from startup on.
-    app.addHook('onReady', async () => service.start());
+    app.addHook('onReady', () => app.onDatabaseReady('order-reconciliation', async () => service.start()));
     app.addHook('preClose', () => service.stop());
     await app.register(ordersRoutes);
   },

@@ -235,6 +235,19 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     }
   }
 
+  /** A client order id is an idempotency key: reusing it for a different order is a client bug (409). */
+  function assertSameOrder(row: OrderRow, input: SubmitOrderBody): void {
+    const same =
+      row.symbol === input.symbol &&
+      row.side === input.side &&
+      row.type === input.type &&
+      dec.eq(row.amount, input.amount) &&
+      (input.type === 'market' || (row.price !== null && input.price !== undefined && dec.eq(row.price, input.price)));
+    if (!same) {
+      throw conflict(`client order id ${row.clientOrderId} was already used for a different order (${row.id})`, 'CLIENT_ORDER_ID_REUSED');
+    }
+  }
+
   async function findOwned(userId: string, id: string): Promise<OrderRow> {
     const row = await repo.findOwned(userId, id);
     if (!row) throw notFound('Order', id, 'ORDER_NOT_FOUND');
@@ -246,7 +259,10 @@ export function createOrdersService(deps: OrdersServiceDeps) {
       await trading.guard.assertAllowed(userId);
       const clientOrderId = input.clientOrderId ?? newClientOrderId();
       const existing = await repo.findByClientId(userId, input.keyId, clientOrderId);
-      if (existing) return { order: toOrderView(existing), status: 200 };
+      if (existing) {
+        assertSameOrder(existing, input);
+        return { order: toOrderView(existing), status: 200 };
+      }
 
       const account = await trading.resolve(userId, input.keyId, { marketType: marketTypeOf(input.symbol) });
       const market = await account.adapter.market(input.symbol);
@@ -300,6 +316,7 @@ export function createOrdersService(deps: OrdersServiceDeps) {
         // A concurrent request with the same client order id won the insert: answer with its order.
         const winner = await repo.findByClientId(userId, input.keyId, clientOrderId);
         if (!winner) throw conflict(`order ${clientOrderId} is being placed`, 'ORDER_IN_PROGRESS');
+        assertSameOrder(winner, input);
         return { order: toOrderView(winner), status: 200 };
       }
 

@@ -123,6 +123,16 @@ for (const exchange of ['binance', 'bitget', 'okx'] as FakeExchangeId[]) {
       assert.equal(second.statusCode, 200, second.body);
       assert.equal(second.json().id, first.json().id);
       assert.equal(fake.orders().filter((o) => o.clientOrderId === body.clientOrderId).length, 1);
+      // two concurrent submissions of one id: one exchange order
+      const raceId = `race${exchange}1`;
+      const race = await Promise.all([1, 2].map(() => submit(app, user.token, { ...body, clientOrderId: raceId })));
+      assert.deepEqual(race.map((r) => r.statusCode).sort(), [200, 201]);
+      assert.equal(race[0].json().id, race[1].json().id);
+      assert.equal(fake.orders().filter((o) => o.clientOrderId === raceId).length, 1);
+
+      const reused = await submit(app, user.token, { ...body, amount: '0.02' });
+      assert.equal(reused.statusCode, 409, reused.body);
+      assert.equal(reused.json().code, 'CLIENT_ORDER_ID_REUSED');
 
       // The exchange takes the order but never answers; the immediate lookup fails too: the row stays pending and
       // the background reconciliation settles it by client order id.

@@ -1,7 +1,8 @@
 /**
- * Binary storage of a result's trades and equity curve (bytea columns): fixed-size little-endian float64 records, so
- * a page of trades is `substring(trades_data from offset*TRADE_BYTES+1 for limit*TRADE_BYTES)` and a large result
- * is written without building JSON on the API thread or making the database parse it.
+ * Storage of a result's trades and equity curve: fixed-size little-endian float64 records, base64 in text columns.
+ * A trade record is 96 bytes = 128 base64 characters (no padding inside), so a page of trades is
+ * `substring(trades_data from offset*TRADE_CHARS+1 for limit*TRADE_CHARS)`, itself valid base64; a large result is
+ * written without building JSON on the API thread or making the database parse it.
  */
 import type { ExitReason, Trade } from '../../../workers/types.js';
 
@@ -9,6 +10,8 @@ const EXIT_REASONS: readonly ExitReason[] = ['signal', 'reverse', 'stopLoss', 't
 const FIELDS = 12;
 /** Bytes per trade record: side, entryBar, exitBar, entryTime, exitTime, entryPrice, exitPrice, size, pnl, pnlPct, fees, exitReason. */
 export const TRADE_BYTES = FIELDS * 8;
+/** Base64 characters per trade record. */
+export const TRADE_CHARS = (TRADE_BYTES / 3) * 4;
 
 export function encodeTrades(trades: readonly Trade[]): Buffer {
   const buf = Buffer.allocUnsafe(trades.length * TRADE_BYTES);

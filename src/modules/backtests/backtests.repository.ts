@@ -2,7 +2,7 @@ import { and, eq, getTableColumns, inArray, lt, or, sql, type SQL } from 'drizzl
 import type { DbOrTx } from '../../db/client.js';
 import { backtests, type BacktestStatus } from '../../db/schema/backtests.js';
 import { beforeCursor, newestFirst, type Cursor } from '../../shared/pagination.js';
-import { TRADE_BYTES } from './backtests.codec.js';
+import { TRADE_CHARS } from './backtests.codec.js';
 
 export type BacktestRow = typeof backtests.$inferSelect;
 export type BacktestInsert = typeof backtests.$inferInsert;
@@ -11,15 +11,6 @@ export type BacktestHead = Omit<BacktestRow, 'tradesData' | 'equityData'>;
 
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 const { tradesData: _trades, equityData: _equity, ...headColumns } = getTableColumns(backtests);
-
-const toBuffer = (v: unknown): Buffer | null => {
-  if (v === null || v === undefined) return null;
-  if (Buffer.isBuffer(v)) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  // A driver that hands bytea back as text (`\\x<hex>`).
-  if (typeof v === 'string' && v.startsWith('\\x')) return Buffer.from(v.slice(2), 'hex');
-  throw new TypeError('unexpected bytea value');
-};
 
 const ACTIVE: BacktestStatus[] = ['queued', 'running'];
 
@@ -48,18 +39,19 @@ export function createBacktestsRepository(db: DbOrTx) {
       withEquity: boolean,
       tx: DbOrTx = db,
     ): Promise<{ row: BacktestHead; trades: Buffer | null; equity: Buffer | null } | null> {
-      const from = page.offset * TRADE_BYTES + 1;
-      const len = page.limit * TRADE_BYTES;
+      const from = page.offset * TRADE_CHARS + 1;
+      const len = page.limit * TRADE_CHARS;
       const [found] = await tx
         .select({
           head: headColumns,
-          trades: sql<Buffer | Uint8Array | null>`substring(${backtests.tradesData} from ${from}::int for ${len}::int)`,
+          trades: sql<string | null>`substring(${backtests.tradesData} from ${from}::int for ${len}::int)`,
           equity: withEquity ? backtests.equityData : sql<null>`null`,
         })
         .from(backtests)
         .where(and(eq(backtests.id, id), eq(backtests.userId, userId)));
       if (!found) return null;
-      return { row: found.head as BacktestHead, trades: toBuffer(found.trades), equity: toBuffer(found.equity) };
+      const b64 = (v: string | null) => (v === null ? null : Buffer.from(v, 'base64'));
+      return { row: found.head as BacktestHead, trades: b64(found.trades), equity: b64(found.equity) };
     },
 
     listByUser(userId: string, limit: number, cursor: Cursor | undefined, tx: DbOrTx = db) {

@@ -135,6 +135,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
 
   async function runJob(job: QueuedJob, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
+    const t0 = performance.now();
     const row = await repo.markRunning(job.id);
     if (!row) return; // cancelled (or taken) meanwhile
     let port: MessagePort | undefined;
@@ -147,6 +148,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
       if (opened.sha256 !== row.datasetSha256) {
         throw conflict(`Dataset ${row.datasetId} changed since the backtest was started (sha256 ${opened.sha256} != ${row.datasetSha256})`, 'DATASET_CHANGED');
       }
+      const tOpened = performance.now();
       if (opened.rows < 2) throw conflict(`The selected range of dataset ${row.datasetId} holds ${opened.rows} bars; at least 2 are needed`, 'RANGE_TOO_SHORT');
       if (signal.aborted) throw signal.reason;
 
@@ -180,6 +182,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         progressPort: channel.port2,
       };
       const result = (await pool.run(task, { signal, transferList: [channel.port2] as never })) as WorkerResult;
+      const tRan = performance.now();
       await writing;
       const done = await repo.finish(row.id, {
         status: 'succeeded',
@@ -194,11 +197,21 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         toIndex: result.toIndex,
         tradesCount: result.trades.length,
         metrics: result.metrics as unknown as Record<string, unknown>,
-        tradesData: encodeTrades(result.trades),
-        equityData: encodeEquity(result.equity),
+        tradesData: encodeTrades(result.trades).toString('base64'),
+        equityData: encodeEquity(result.equity).toString('base64'),
         openPosition: result.openPosition as unknown as Record<string, unknown> | null,
         elapsedMs: result.elapsedMs,
       });
+      const tStored = performance.now();
+      log.info(
+        {
+          backtestId: row.id,
+          bars: result.bars,
+          trades: result.trades.length,
+          ms: { open: Math.round(tOpened - t0), run: Math.round(tRan - tOpened), worker: Math.round(result.elapsedMs), store: Math.round(tStored - tRan) },
+        },
+        'backtest finished',
+      );
       if (done) {
         void publish(row.userId, {
           type: 'backtest.completed',

@@ -40,7 +40,7 @@ export default fp(
       const { requeued, failed } = await service.recover(ms);
       if (requeued.length || failed.length) app.log.warn({ requeued, failed }, 'recovered interrupted backtests');
     };
-    await sweep(staleMs).catch((err: Error) => app.log.warn({ err: err.message }, 'could not recover interrupted backtests (database unavailable?)'));
+    await app.onDatabaseReady('backtest-recovery', () => sweep(staleMs));
     app.backtestQueue.start((job, signal) => service.runJob(job, signal));
 
     const heartbeat = setInterval(() => {

@@ -5,3 +5,4 @@ export * from './strategies.js';
 export * from './ai.js';
 export * from './orders.js';
 export * from './backtests.js';
+export * from './bots.js';

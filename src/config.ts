@@ -96,6 +96,12 @@ export const EnvSchema = z.object({
   MARKET_CACHE_TTL_MS: int(3000, 0, 600_000).describe('In-process cache of public market data'),
   ORDER_SYNC_INTERVAL_MS: int(5000, 50).describe('Background sync of pending/open orders with the exchange'),
 
+  BOTS_REQUIRE_BACKTEST: bool(true).describe('A bot on a real exchange starts only when its strategy version has a succeeded backtest'),
+  BOTS_LEASE_TTL_MS: int(30_000, 100).describe('Lease of a running bot (renewed every third of it); another instance resumes the bot after it expires'),
+  BOTS_POLL_INTERVAL_MS: int(10_000, 50).describe('Candle polling fallback of running bots (the candle stream wakes them sooner)'),
+  BOTS_WARMUP_CANDLES: int(300, 1, 5000).describe('History fed to a bot\'s strategy before it acts'),
+  BOTS_WATCH: bool(true).describe('Wake bots with the exchange candle stream (false: polling only)'),
+
   WS_MAX_SUBSCRIPTIONS: int(50, 1, 10_000).describe('Subscriptions per WebSocket connection'),
   WS_MAX_BUFFER_BYTES: int(1_048_576, 1024).describe('A WebSocket client whose unsent data passes this is disconnected as too slow'),
   WS_MAX_MESSAGE_BYTES: int(4096, 256, 1_048_576).describe('Largest client message; larger ones get an error'),
@@ -162,6 +168,13 @@ const parsedEnv = EnvSchema.transform((e) => ({
     maxBytes: e.DATASET_MAX_BYTES,
     filesDir: e.DATASETS_DIR ?? path.join(e.DATA_DIR, 'datasets'),
     columnarDir: e.COLUMNAR_DIR ?? path.join(e.DATA_DIR, 'columnar'),
+  },
+  bots: {
+    requireBacktest: e.BOTS_REQUIRE_BACKTEST,
+    leaseTtlMs: e.BOTS_LEASE_TTL_MS,
+    pollIntervalMs: e.BOTS_POLL_INTERVAL_MS,
+    warmupCandles: e.BOTS_WARMUP_CANDLES,
+    watch: e.BOTS_WATCH,
   },
   exchanges: {
     urls: e.EXCHANGE_URLS,

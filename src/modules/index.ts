@@ -13,6 +13,7 @@ import ordersModule from './orders/index.js';
 import marketModule from './market/index.js';
 import realtimeModule from './realtime/index.js';
 import backtestsModule from './backtests/index.js';
+import botsModule from './bots/index.js';
 
 /**
  * The API: every domain in this one visible list. Wrapped in fastify-plugin so domain services (app.keysService,
@@ -36,4 +37,5 @@ export default fp(async function api(app: FastifyInstance) {
   await app.register(marketModule);
   await app.register(realtimeModule);
   await app.register(backtestsModule);
+  await app.register(botsModule);
 }, { name: 'api' });

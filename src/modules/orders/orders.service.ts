@@ -322,6 +322,9 @@ export function createOrdersService(deps: OrdersServiceDeps) {
 
       inFlight.add(row.id);
       try {
+        // The kill switch again, right before the exchange call: it may have been engaged during the awaits above
+        // (a 423 here marks the row rejected; nothing reached the exchange).
+        await trading.guard.assertAllowed(userId);
         const placed = await account.adapter.createOrder(request);
         const updated = await withLock(row.id, () => applyExchangeOrder(row, placed, account));
         return { order: toOrderView(updated), status: 201 };

@@ -1,4 +1,4 @@
-import { doublePrecision, index, integer, jsonb, numeric, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { doublePrecision, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { users } from './users.js';
 
 export const BACKTEST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -48,13 +48,6 @@ export const backtests = pgTable(
     toIndex: integer('to_index'),
     tradesCount: integer('trades_count'),
     metrics: jsonb('metrics').$type<Record<string, unknown>>(),
-    /**
-     * Closed trades as fixed-size little-endian float64 records (see backtests.codec.ts), base64: a record is 96 bytes
-     * = 128 base64 characters, so a page is a plain substring, and a result of tens of thousands of trades is written
-     * without building JSON or making the database parse it. (base64 text, not bytea: PGlite's bytea parameter
-     * encoding is ~50x slower for the same bytes.)
-     */
-    tradesData: text('trades_data'),
     /** Equity curve at up to STORED_EQUITY_POINTS points: (epoch ms, equity) float64 pairs, little-endian, base64. */
     equityData: text('equity_data'),
     openPosition: jsonb('open_position').$type<Record<string, unknown>>(),
@@ -66,4 +59,23 @@ export const backtests = pgTable(
     heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index('backtests_user_idx').on(t.userId, t.createdAt, t.id), index('backtests_status_idx').on(t.status)],
+);
+
+/**
+ * The closed trades of a succeeded backtest, in chunks of TRADES_PER_CHUNK fixed-size little-endian float64 records
+ * (see src/modules/backtests/backtests.codec.ts), base64 (a record is 96 bytes = 128 characters). Small rows: a
+ * result of tens of thousands of trades is written in several short statements (PGlite runs on the API thread)
+ * without building JSON, and a page reads one or two chunks. base64 text, not bytea: PGlite's bytea parameter
+ * encoding is ~50x slower for the same bytes.
+ */
+export const backtestTradeChunks = pgTable(
+  'backtest_trade_chunks',
+  {
+    backtestId: uuid('backtest_id')
+      .notNull()
+      .references(() => backtests.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: text('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.backtestId, t.seq] })],
 );

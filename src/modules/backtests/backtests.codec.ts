@@ -73,3 +73,13 @@ export function decodeEquity(buf: Uint8Array): { t: Float64Array; equity: Float6
   }
   return { t, equity };
 }
+
+/** Trades per stored chunk (128 KiB of base64). */
+export const TRADES_PER_CHUNK = 1024;
+
+/** The trades as base64 chunks of TRADES_PER_CHUNK records. */
+export function encodeTradeChunks(trades: readonly Trade[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < trades.length; i += TRADES_PER_CHUNK) out.push(encodeTrades(trades.slice(i, i + TRADES_PER_CHUNK)).toString('base64'));
+  return out;
+}

@@ -1,8 +1,7 @@
-import { and, eq, getTableColumns, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
-import { backtests, type BacktestStatus } from '../../db/schema/backtests.js';
+import { backtestTradeChunks, backtests, type BacktestStatus } from '../../db/schema/backtests.js';
 import { beforeCursor, newestFirst, type Cursor } from '../../shared/pagination.js';
-import { TRADE_CHARS } from './backtests.codec.js';
 
 export type BacktestRow = typeof backtests.$inferSelect;
 export type BacktestInsert = typeof backtests.$inferInsert;
@@ -10,7 +9,7 @@ export type BacktestInsert = typeof backtests.$inferInsert;
 export type BacktestHead = Omit<BacktestRow, 'tradesData' | 'equityData'>;
 
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
-const { tradesData: _trades, equityData: _equity, ...headColumns } = getTableColumns(backtests);
+const { equityData: _equity, ...headColumns } = getTableColumns(backtests);
 
 const ACTIVE: BacktestStatus[] = ['queued', 'running'];
 
@@ -31,27 +30,36 @@ export function createBacktestsRepository(db: DbOrTx) {
       return row ?? null;
     },
 
-    /** The owned row with one page of its trade records (cut in SQL) and, when asked, its stored equity curve. */
-    async findOwnedWithTrades(
-      userId: string,
-      id: string,
-      page: { limit: number; offset: number },
-      withEquity: boolean,
-      tx: DbOrTx = db,
-    ): Promise<{ row: BacktestHead; trades: Buffer | null; equity: Buffer | null } | null> {
-      const from = page.offset * TRADE_CHARS + 1;
-      const len = page.limit * TRADE_CHARS;
+    /** The owned row and, when asked, its stored equity curve (base64). */
+    async findOwned(userId: string, id: string, withEquity: boolean, tx: DbOrTx = db): Promise<{ row: BacktestHead; equity: string | null } | null> {
       const [found] = await tx
-        .select({
-          head: headColumns,
-          trades: sql<string | null>`substring(${backtests.tradesData} from ${from}::int for ${len}::int)`,
-          equity: withEquity ? backtests.equityData : sql<null>`null`,
-        })
+        .select({ head: headColumns, equity: withEquity ? backtests.equityData : sql<null>`null` })
         .from(backtests)
         .where(and(eq(backtests.id, id), eq(backtests.userId, userId)));
-      if (!found) return null;
-      const b64 = (v: string | null) => (v === null ? null : Buffer.from(v, 'base64'));
-      return { row: found.head as BacktestHead, trades: b64(found.trades), equity: b64(found.equity) };
+      return found ? { row: found.head as BacktestHead, equity: found.equity } : null;
+    },
+
+    /** Chunks [fromSeq, toSeq] of a result's trades, in order. */
+    async tradeChunks(id: string, fromSeq: number, toSeq: number, tx: DbOrTx = db): Promise<{ seq: number; data: string }[]> {
+      return tx
+        .select({ seq: backtestTradeChunks.seq, data: backtestTradeChunks.data })
+        .from(backtestTradeChunks)
+        .where(and(eq(backtestTradeChunks.backtestId, id), gte(backtestTradeChunks.seq, fromSeq), lte(backtestTradeChunks.seq, toSeq)))
+        .orderBy(asc(backtestTradeChunks.seq));
+    },
+
+    /** Stores a result's trade chunks (replacing any of an earlier attempt), one short statement each. */
+    async replaceTradeChunks(id: string, chunks: string[], tx: DbOrTx = db): Promise<void> {
+      await tx.delete(backtestTradeChunks).where(eq(backtestTradeChunks.backtestId, id));
+      for (const [seq, data] of chunks.entries()) {
+        await tx.insert(backtestTradeChunks).values({ backtestId: id, seq, data });
+        // Let requests in between (PGlite runs statements on this thread).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+
+    async deleteTradeChunks(id: string, tx: DbOrTx = db): Promise<void> {
+      await tx.delete(backtestTradeChunks).where(eq(backtestTradeChunks.backtestId, id));
     },
 
     listByUser(userId: string, limit: number, cursor: Cursor | undefined, tx: DbOrTx = db) {

@@ -3,6 +3,7 @@
  * (dataset columns as SharedArrayBuffers, progress over a MessagePort), results with paginated trades and a
  * downsampled equity curve, per-user history, cancel, and recovery of jobs a stopped process left behind.
  */
+import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Piscina } from 'piscina';
@@ -14,12 +15,16 @@ import { decodeCursor, toPage } from '../../shared/pagination.js';
 import { resolveParams, type StrategyDoc } from '../../../workers/engine/dsl.js';
 import { ENGINE_VERSION } from '../../../workers/engine/version.js';
 import { downsample } from '../../../workers/backtest.worker.js';
-import type { BacktestResult as WorkerResult, BacktestTask, Metrics as EngineMetrics, Trade as EngineTrade } from '../../../workers/types.js';
+import type { Metrics as EngineMetrics, Trade as EngineTrade } from '../../../workers/types.js';
 import { audit, type AuditEntry } from '../audit/index.js';
 import { decimalString, type DatasetsService } from '../datasets/datasets.service.js';
 import { validateDocument, type StrategiesService } from '../strategies/strategies.service.js';
 import { createBacktestsRepository, type BacktestHead } from './backtests.repository.js';
-import { decodeEquity, decodeTrades, encodeEquity, encodeTrades } from './backtests.codec.js';
+import { decodeEquity, decodeTrades, TRADES_PER_CHUNK } from './backtests.codec.js';
+import type { JobResult, JobTask } from './backtest.job.js';
+
+/** The pool task file wrapping the backtest worker (TypeScript from source, JavaScript in the build). */
+const JOB_FILE = new URL(import.meta.url.endsWith('.ts') ? './backtest.job.ts' : './backtest.job.js', import.meta.url).href;
 import type { BacktestResult, BacktestSummary, StartBacktestBody } from './backtests.schemas.js';
 
 type Who = Pick<AuditEntry, 'actorId' | 'ip' | 'requestId'>;
@@ -39,7 +44,7 @@ export const RETRY_AFTER_S = 5;
 
 export interface BacktestsServiceDeps {
   db: Db;
-  pool: Pick<Piscina, 'run' | 'queueSize'>;
+  pool: Pick<Piscina, 'run' | 'queueSize' | 'options'>;
   poolQueueMax: number;
   queue: JobQueue;
   queueMax: number;
@@ -113,6 +118,12 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
   const { db, pool, queue, log } = deps;
   const repo = createBacktestsRepository(db);
   const maxAttempts = deps.maxAttempts ?? MAX_ATTEMPTS;
+  /** The worker the job task wraps: the pool's own file (workers/backtest.worker, or a test's override). */
+  const workerModule = () => {
+    const f = pool.options.filename;
+    if (!f) throw new Error('the worker pool has no filename');
+    return f.startsWith('file:') ? f : pathToFileURL(f).href;
+  };
 
   const publish = (userId: string, event: { type: string; [k: string]: unknown }) =>
     deps.eventBus.publish(`user:${userId}`, event).catch((err: Error) => log.warn({ err: err.message }, 'could not publish backtest event'));
@@ -173,7 +184,8 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
           void publish(row.userId, { type: 'backtest.progress', id: row.id, progress: p });
         }
       });
-      const task: BacktestTask = {
+      const task: JobTask = {
+        workerModule: workerModule(),
         columns: opened.columns,
         strategy: row.strategy,
         params: row.params,
@@ -181,9 +193,10 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         equityPoints: STORED_EQUITY_POINTS,
         progressPort: channel.port2,
       };
-      const result = (await pool.run(task, { signal, transferList: [channel.port2] as never })) as WorkerResult;
+      const result = (await pool.run(task, { filename: JOB_FILE, signal, transferList: [channel.port2] as never })) as JobResult;
       const tRan = performance.now();
       await writing;
+      await repo.replaceTradeChunks(row.id, result.tradeChunks);
       const done = await repo.finish(row.id, {
         status: 'succeeded',
         progress: 1,
@@ -195,10 +208,9 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         bars: result.bars,
         fromIndex: result.fromIndex,
         toIndex: result.toIndex,
-        tradesCount: result.trades.length,
+        tradesCount: result.tradesCount,
         metrics: result.metrics as unknown as Record<string, unknown>,
-        tradesData: encodeTrades(result.trades).toString('base64'),
-        equityData: encodeEquity(result.equity).toString('base64'),
+        equityData: result.equityData,
         openPosition: result.openPosition as unknown as Record<string, unknown> | null,
         elapsedMs: result.elapsedMs,
       });
@@ -207,11 +219,12 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         {
           backtestId: row.id,
           bars: result.bars,
-          trades: result.trades.length,
+          trades: result.tradesCount,
           ms: { open: Math.round(tOpened - t0), run: Math.round(tRan - tOpened), worker: Math.round(result.elapsedMs), store: Math.round(tStored - tRan) },
         },
         'backtest finished',
       );
+      if (!done) await repo.deleteTradeChunks(row.id); // cancelled meanwhile
       if (done) {
         void publish(row.userId, {
           type: 'backtest.completed',
@@ -219,7 +232,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
           status: 'succeeded',
           finalEquity: decimalString(result.metrics.finalEquity),
           totalReturnPct: result.metrics.totalReturnPct,
-          trades: result.trades.length,
+          trades: result.tradesCount,
         });
       }
     } catch (err) {
@@ -309,13 +322,21 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
     },
 
     async result(userId: string, id: string, q: { tradesLimit: number; tradesOffset: number; equityPoints?: number }): Promise<BacktestResult> {
-      const found = await repo.findOwnedWithTrades(userId, id, { limit: q.tradesLimit, offset: q.tradesOffset }, q.equityPoints !== undefined);
+      const found = await repo.findOwned(userId, id, q.equityPoints !== undefined);
       if (!found) throw notFound('Backtest', id, 'BACKTEST_NOT_FOUND');
       const { row } = found;
       const total = row.tradesCount ?? 0;
+      let trades: EngineTrade[] = [];
+      const end = Math.min(total, q.tradesOffset + q.tradesLimit);
+      if (end > q.tradesOffset) {
+        const first = Math.floor(q.tradesOffset / TRADES_PER_CHUNK);
+        const chunks = await repo.tradeChunks(row.id, first, Math.floor((end - 1) / TRADES_PER_CHUNK));
+        const decoded = chunks.flatMap((c) => decodeTrades(Buffer.from(c.data, 'base64')));
+        trades = decoded.slice(q.tradesOffset - first * TRADES_PER_CHUNK, end - first * TRADES_PER_CHUNK);
+      }
       let equity: BacktestResult['equity'] = null;
       if (found.equity && q.equityPoints !== undefined) {
-        const stored = decodeEquity(found.equity);
+        const stored = decodeEquity(Buffer.from(found.equity, 'base64'));
         const d = downsample(stored.t, stored.equity, q.equityPoints);
         equity = { t: d.t.map((t) => new Date(t).toISOString()), equity: d.equity };
       }
@@ -337,7 +358,7 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         metrics: row.metrics ? metricsDto(row.metrics) : null,
         openPosition: open ? { side: open.side, size: decimalString(open.size), entryBar: open.entryBar, entryPrice: decimalString(open.entryPrice) } : null,
         trades: {
-          items: found.trades ? decodeTrades(found.trades).map(toTradeDto) : [],
+          items: trades.map(toTradeDto),
           total,
           limit: q.tradesLimit,
           offset: q.tradesOffset,

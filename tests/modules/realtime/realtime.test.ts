@@ -214,7 +214,7 @@ describe('GET /ws user channels and protocol', () => {
   });
 
   test('a logged-out session loses its user channels at the next ping', { timeout: 60_000 }, async (t) => {
-    const app = await build(t, { env: { WS_PING_INTERVAL_MS: '100', AUTH_CACHE_TTL_MS: '0' } });
+    const app = await build(t, { env: { WS_PING_INTERVAL_MS: '1000', AUTH_CACHE_TTL_MS: '0' } });
     const user = await createUser(app);
     const client = await connect(t, await listen(app), { headers: { authorization: `Bearer ${user.token}` } });
     await subscribed(client, { channel: 'bots' });
@@ -307,7 +307,7 @@ describe('GET /ws user channels and protocol', () => {
   });
 
   test('a client that never answers pings is dropped; one that does stays', { timeout: 60_000 }, async (t) => {
-    const app = await build(t, { env: { WS_PING_INTERVAL_MS: '100' } });
+    const app = await build(t, { env: { WS_PING_INTERVAL_MS: '1000' } });
     const url = await listen(app);
     const silent = await connect(t, url, { autoPong: false });
     const lively = await connect(t, url);

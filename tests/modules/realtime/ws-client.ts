@@ -86,9 +86,9 @@ export async function connect(t: TestContext, url: string, opts: ClientOptions =
   return client;
 }
 
-/** Polls `check` (every 20 ms) until it returns true; gives up after 500 tries (a safety bound, not a timing check). */
+/** Polls `check` (every 20 ms) until it returns true; gives up after 2500 tries (a safety bound, not a timing check). */
 export async function eventually(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 2500; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -324,7 +324,9 @@ export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
   }
 
   async function warmUp(): Promise<void> {
-    const stored = await repo.candles(bot.id);
+    // Candles stored after the last one acted on (a crash between storing a candle and saving the state after its
+    // orders) are not replayed here: they are acted on again, with the same client order ids.
+    const stored = (await repo.candles(bot.id)).filter((c) => bot.lastCandleAt === null || c.ts <= bot.lastCandleAt);
     if (stored.length > 0) {
       for (const c of stored) evaluator.onCandle(toEngineCandle(c));
       if (bot.lastCandleAt === null) bot = (await repo.saveState(bot.id, deps.instanceId, { lastCandleAt: stored.at(-1)!.ts })) ?? bot;

@@ -54,6 +54,7 @@ export function createRealtimeService(opts: RealtimeServiceOptions): RealtimeSer
   const now = opts.now ?? Date.now;
   const hub = createFeedHub({ source: opts.source, render: renderFeedMessage, log: opts.log, now });
   const connections = new Set<Connection>();
+  let shuttingDown = false;
 
   const silenceLimitMs = (key: FeedKey) =>
     key.channel === 'candles' ? 2 * TIMEFRAME_MS[key.timeframe ?? '1m'] : opts.feedSilenceMs;
@@ -79,6 +80,8 @@ export function createRealtimeService(opts: RealtimeServiceOptions): RealtimeSer
         identity,
       );
       connections.add(connection);
+      // An upgrade that completes after preClose closed the others must not hold server.close() open.
+      if (shuttingDown) connection.close(1001, 'server shutting down', 'shutdown');
       return connection;
     },
     connections: () => [...connections],
@@ -91,6 +94,7 @@ export function createRealtimeService(opts: RealtimeServiceOptions): RealtimeSer
       return { ok: false, detail: list.join('; ') };
     },
     closeConnections() {
+      shuttingDown = true;
       for (const c of [...connections]) c.close(1001, 'server shutting down', 'shutdown');
     },
     async close() {

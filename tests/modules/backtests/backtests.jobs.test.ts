@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { eq, sql } from 'drizzle-orm';
 import { backtests } from '../../../src/db/schema/backtests.js';
 import type { BusEvent } from '../../../src/plugins/event-bus.js';
-import { createUser, injectAs } from '../../helper.js';
+import { adminEnv, createUser, injectAs, loginAdmin } from '../../helper.js';
 import { buildBt, getResult, named, pollUntil, SMA_CROSS, startBt, uploadCsv, waitFinished, waitRunning } from './helpers.js';
 
 /** Jobs with the test worker (tests/modules/backtests/fixtures/test.worker.ts): crashes, held jobs, queue limits, restarts. */
@@ -73,7 +73,7 @@ describe('cancel', () => {
 
 describe('queue limits', () => {
   test('a full queue answers 503 with Retry-After and stores nothing', async (t) => {
-    const app = await buildBt(t, { testWorker: true, env: { WORKER_THREADS: '1', BACKTEST_QUEUE_MAX: '1' } });
+    const app = await buildBt(t, { testWorker: true, env: { WORKER_THREADS: '1', BACKTEST_QUEUE_MAX: '1', ...adminEnv } });
     const u = await createUser(app);
     const datasetId = await uploadCsv(app, u.token);
     const held = (await startBt(app, u.token, { datasetId, strategy: named('hold') })).json();
@@ -90,6 +90,10 @@ describe('queue limits', () => {
 
     const ready = await app.inject({ method: 'GET', url: '/health/ready' });
     assert.equal(ready.statusCode, 503, 'not ready while the queue is full');
+    const admin = await loginAdmin(app);
+    const dash = await injectAs(app, admin.token, { method: 'GET', url: '/admin/dashboard' });
+    assert.equal(dash.statusCode, 200, dash.body);
+    assert.deepEqual(dash.json().subsystems.backtestQueue, { kind: 'memory', waiting: 1, maxWaiting: 1, runningHere: 1, concurrency: 1, perUser: 2 });
 
     await cancel(app, u.token, held.id);
     assert.equal((await waitFinished(app, u.token, waiting.json().id)).status, 'succeeded');

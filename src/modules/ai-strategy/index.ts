@@ -97,13 +97,12 @@ export default fp(
     app.decorate('aiService', service);
     app.diagnostics.register('ai', () => ({ configured: service.configured, model: cfg.model, dailyQuota: cfg.dailyQuota }));
     if (cfg.apiKey === undefined) log.info('DEEPSEEK_API_KEY is not set: AI strategy generation answers 503');
-    app.addHook('onReady', async () => {
-      const n = await service.sweepInterrupted().catch((err: Error) => {
-        log.warn({ err: err.message }, 'could not sweep interrupted AI generations (database unavailable?)');
-        return 0;
-      });
-      if (n > 0) log.info({ count: n }, 'marked interrupted AI generations as failed');
-    });
+    app.addHook('onReady', () =>
+      app.onDatabaseReady('ai-generation-sweep', async () => {
+        const n = await service.sweepInterrupted();
+        if (n > 0) log.info({ count: n }, 'marked interrupted AI generations as failed');
+      }),
+    );
     await app.register(aiRoutes);
   },
   { name: 'ai-strategy', dependencies: ['db', 'auth', 'strategies'] },

@@ -22,9 +22,7 @@ export default fp(
     const { maxBytes, filesDir, columnarDir } = app.config.datasets;
     const service = createDatasetsService({ db: app.database.db, maxBytes, filesDir, columnarDir, eventBus: app.eventBus, log: app.log });
     app.decorate('datasetsService', service);
-    await service
-      .recoverInterrupted(app.database.kind === 'pglite' ? 0 : STALE_IMPORT_MS)
-      .catch((err: Error) => app.log.warn({ err: err.message }, 'could not recover interrupted dataset imports (database unavailable?)'));
+    await app.onDatabaseReady('dataset-import-recovery', () => service.recoverInterrupted(app.database.kind === 'pglite' ? 0 : STALE_IMPORT_MS));
     service.start();
     app.addHook('onClose', async () => service.stop());
     await app.register(datasetsRoutes);

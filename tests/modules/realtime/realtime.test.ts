@@ -123,6 +123,9 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
     const client = await connect(t, await listen(app));
     const ready = async () => (await app.readiness.run()).checks['market-feeds']!;
     assert.equal((await ready()).ok, true, 'no feeds: ready');
+    const limit = app.realtimeService.silenceLimitMs;
+    assert.equal(limit({ exchange: 'binance', channel: 'trades', symbol: SYMBOL }), 300);
+    assert.equal(limit({ exchange: 'binance', channel: 'candles', symbol: SYMBOL, timeframe: '5m' }), 600_000, 'candles: 2x the timeframe');
 
     await subscribed(client, { channel: 'ticker', exchange: 'binance', symbol: 'ETH/USDT' });
     const timer = setInterval(() => fake.engine.setPrice('ETH/USDT', '3001'), 25);
@@ -141,6 +144,17 @@ describe('GET /ws market channels (fake exchange behind ccxt.pro)', () => {
 
     await client.close(); // no subscribed feeds: ready again
     await eventually(async () => (await ready()).ok, 'ready once the feed is gone');
+  });
+
+  test('a dropped exchange connection is re-established; the client keeps its subscription', { timeout: 60_000 }, async (t) => {
+    const app = await build(t, { env });
+    const client = await connect(t, await listen(app));
+    await subscribed(client, { channel: 'ticker', exchange: 'binance', symbol: SYMBOL });
+    await whilePublishing(fake, SYMBOL, '50010', client.next((m) => m.type === 'ticker' && m.data.last === '50010'));
+    fake.dropWsConnections();
+    await whilePublishing(fake, SYMBOL, '50020', client.next((m) => m.type === 'ticker' && m.data.last === '50020'));
+    assert.equal(fake.wsClients(), 1);
+    assert.equal(app.realtimeService.hub.feeds().length, 1);
   });
 
   test('shutdown closes client sockets with 1001 and ends the upstream feeds', { timeout: 60_000 }, async (t) => {

@@ -25,6 +25,11 @@ export default async function realtimeRoutes(app: FastifyInstance, opts: Realtim
       service.closeConnections();
       done();
     },
+    // A socket-level error (a frame above maxPayload, a broken connection) is the client's problem: warn, not error.
+    errorHandler(error, socket, request) {
+      request.log.warn({ err: error.message }, 'websocket connection error');
+      socket.terminate();
+    },
   });
 
   const upgradeIdentity = new WeakMap<FastifyRequest, AcceptedIdentity>();

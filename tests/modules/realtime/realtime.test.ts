@@ -277,6 +277,17 @@ describe('GET /ws user channels and protocol', () => {
     assert.equal(client.ws.readyState, client.ws.OPEN);
   });
 
+  test('a frame above the hard payload limit closes the connection with 1009; the server carries on', { timeout: 60_000 }, async (t) => {
+    const app = await build(t, { env: { WS_MAX_MESSAGE_BYTES: '512' } });
+    const url = await listen(app);
+    const client = await connect(t, url);
+    client.sendRaw('x'.repeat(70_000)); // 16 x 512 < 64 KiB: the hard limit is 64 KiB
+    assert.equal(await client.closed, 1009);
+    const other = await connect(t, url);
+    other.send({ op: 'ping', id: 1 });
+    assert.equal((await other.next((m) => m.type === 'pong')).id, 1);
+  });
+
   test('the subscription cap refuses one subscription too many', { timeout: 60_000 }, async (t) => {
     const app = await build(t, { env: { WS_MAX_SUBSCRIPTIONS: '2' } });
     const user = await createUser(app);

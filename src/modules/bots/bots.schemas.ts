@@ -40,20 +40,26 @@ export const KeyIdRef = z
   .refine((v) => v === 'paper' || z.uuid().safeParse(v).success, 'a saved key id (uuid) or "paper"')
   .describe('A saved exchange key id, or `paper`');
 
-export const CreateBotBody = z.object({
+const BotFields = z.object({
   name: z.string().trim().min(1).max(100),
   strategyId: z.uuid(),
   strategyVersion: z.number().int().min(1).describe('The pinned strategy version'),
   keyId: KeyIdRef,
   symbol: z.string().trim().min(3).max(40).describe('Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap)'),
   timeframe: z.enum(TIMEFRAMES),
-  params: z.record(z.string(), z.number()).default({}).describe('Strategy param overrides'),
+  params: z.record(z.string(), z.number()).describe('Strategy param overrides'),
   sizing: BotSizing,
+  risk: BotRiskLimits,
+});
+
+export const CreateBotBody = BotFields.extend({
+  params: BotFields.shape.params.default({}),
   risk: BotRiskLimits.default({}),
 });
 export type CreateBotBody = z.infer<typeof CreateBotBody>;
 
-export const UpdateBotBody = CreateBotBody.partial().refine((b) => Object.keys(b).length > 0, 'nothing to update');
+/** Only the fields sent change (no defaults here: an omitted field keeps its value). */
+export const UpdateBotBody = BotFields.partial().refine((b) => Object.keys(b).length > 0, 'nothing to update');
 export type UpdateBotBody = z.infer<typeof UpdateBotBody>;
 
 export const BotView = z

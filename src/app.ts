@@ -61,12 +61,12 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   await app.register(metrics);
   await app.register(diagnostics);
   await app.register(db, { database: overrides.database });
+  await app.register(eventBus);
   await app.register(auth);
   await app.register(security);
   await app.register(rateLimit);
   await app.register(swagger);
   await app.register(underPressure);
-  await app.register(eventBus);
   await app.register(workerPool, { filename: overrides.workerFile });
 
   app.setNotFoundHandler(

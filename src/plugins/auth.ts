@@ -134,7 +134,7 @@ function createStateCache(ttlMs: number, load: (userId: string, sid: string) => 
  * The one place for authentication and authorization. A valid signature is not enough: every request also needs
  * the user's (role, disabled, token_version) and its session's liveness, read in one indexed select, so disabling,
  * deleting, demoting, a password change or a logout take effect on the next request. That state may be reused for
- * AUTH_CACHE_TTL_MS (default 1 s) by this process; changes made through this process invalidate it at once.
+ * AUTH_CACHE_TTL_MS (default 1 s); every change invalidates it at once on every instance (event bus).
  */
 export default fp(
   async function authPlugin(app: FastifyInstance) {
@@ -153,7 +153,21 @@ export default fp(
       queueMax: app.config.auth.hashQueueMax,
     });
     app.decorate('passwords', passwords);
-    app.decorate('authStateCache', { invalidate: cache.invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
+    // A change made on any instance reaches every instance's cache through the event bus (Redis pub/sub when
+    // REDIS_URL is set), so "takes effect on the next request" holds across instances too, not only after the TTL.
+    const INVALIDATE_TOPIC = 'auth:invalidate';
+    app.eventBus.subscribe(INVALIDATE_TOPIC, (event) => {
+      if (typeof event.userId === 'string') cache.invalidate(event.userId);
+    });
+    const invalidate = (userId: string) => {
+      cache.invalidate(userId);
+      if (cacheTtlMs > 0) {
+        void app.eventBus
+          .publish(INVALIDATE_TOPIC, { type: 'auth.invalidate', userId })
+          .catch((err: Error) => app.log.warn({ err: err.message }, 'could not broadcast an auth state change'));
+      }
+    };
+    app.decorate('authStateCache', { invalidate, clear: cache.clear, get size() { return cache.size; } } satisfies AuthStateCache);
     app.decorateRequest('authUser', null);
     app.diagnostics.register('auth', () => ({ passwordHashing: passwords.stats(), cachedUsers: cache.size, cacheTtlMs }));
 
@@ -202,7 +216,7 @@ export default fp(
       },
     } satisfies UserLifecycle);
   },
-  { name: 'auth', dependencies: ['db', 'diagnostics'] },
+  { name: 'auth', dependencies: ['event-bus', 'db', 'diagnostics'] },
 );
 
 /**

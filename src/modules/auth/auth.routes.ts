@@ -45,7 +45,7 @@ const authRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['auth'],
         summary: 'Create an account (role user)',
         body: CredentialsBody,
-        response: { 201: UserResponse, ...problems(400, 409, 429) },
+        response: { 201: UserResponse, ...problems(400, 409, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -63,7 +63,7 @@ const authRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['auth'],
         summary: 'Log in: access token, refresh token and the user',
         body: LoginBody,
-        response: { 200: LoginResponse, ...problems(400, 401, 403, 429) },
+        response: { 200: LoginResponse, ...problems(400, 401, 403, 429, 503) },
       },
     },
     async (request) => service.login(request.body, ctx(request)),
@@ -123,7 +123,7 @@ const authRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: 'Change the password; every session of the user ends (log in again)',
         security: [{ bearerAuth: [] }],
         body: ChangePasswordBody,
-        response: { 204: z.undefined(), ...problems(400, 401, 429) },
+        response: { 204: z.undefined(), ...problems(400, 401, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -36,7 +36,7 @@ const SECRET_ENV = {
   RATE_LIMIT_MAX: '1000000000',
   AUTH_RATE_LIMIT_MAX: '1000000',
   MAX_EVENT_LOOP_DELAY_MS: '0',
-  LOG_LEVEL: 'warn',
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
   REDIS_URL: undefined,
 };
 
@@ -188,6 +188,10 @@ async function child(phase: Phase, file: string, rows: number, reps: number, dbU
     try {
       const token = await userToken(base);
       const baselineRss = process.memoryUsage().rss;
+      // Peak: the process high-water mark when it rose during the run, else the highest sampled RSS.
+      const maxRssBefore = process.resourceUsage().maxRSS * 1024;
+      let sampled = baselineRss;
+      const sampler = setInterval(() => (sampled = Math.max(sampled, process.memoryUsage().rss)), 10);
       const times: number[] = [];
       const uploads: number[] = [];
       let trades = 0;
@@ -203,7 +207,9 @@ async function child(phase: Phase, file: string, rows: number, reps: number, dbU
         const del = await api(base, token, 'DELETE', `/datasets/${datasetId}`);
         if (del.status !== 204) throw new Error(`delete: ${del.status} ${JSON.stringify(del.json)}`);
       }
-      const peakRss = process.resourceUsage().maxRSS * 1024;
+      clearInterval(sampler);
+      const maxRssAfter = process.resourceUsage().maxRSS * 1024;
+      const peakRss = maxRssAfter > maxRssBefore ? maxRssAfter : sampled;
       return { phase, times, uploads, trades, baselineRss, peakRss };
     } finally {
       await app.close();
@@ -387,7 +393,8 @@ if (process.argv[2] === 'child') {
   const [, , , phase, file, rows, reps, dbUrl] = process.argv;
   child(phase as Phase, file, Number(rows), Number(reps), dbUrl || undefined)
     .then((report) => {
-      process.send!(report, () => process.exit(0));
+      if (process.send) process.send(report, () => process.exit(0));
+      else console.log(JSON.stringify(report)); // run by hand: `tsx bench/backtest.ts child <phase> <csv> <rows> <reps> [dbUrl]`
     })
     .catch((err) => {
       process.stderr.write(`${(err as Error).stack}\n`);

@@ -232,7 +232,8 @@ export class Engine {
   /** Candles for a symbol, oldest first: [openTimeMs, open, high, low, close, volume]. Generated when not set. */
   ohlcv(symbol: string, timeframeMs: number, since: number | undefined, limit: number): Array<[number, string, string, string, string, string]> {
     const stored = this.candles.get(symbol);
-    if (stored) return stored.filter((c) => since === undefined || c[0] >= since).slice(0, limit);
+    // Without `since` an exchange answers the most recent candles (the one still forming last).
+    if (stored) return since === undefined ? stored.slice(-limit) : stored.filter((c) => c[0] >= since).slice(0, limit);
     const last = this.price(symbol);
     const end = Math.floor(this.now() / timeframeMs) * timeframeMs;
     const start = since !== undefined ? Math.ceil(since / timeframeMs) * timeframeMs : end - (limit - 1) * timeframeMs;

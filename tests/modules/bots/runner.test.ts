@@ -160,4 +160,33 @@ describe('bot runner', () => {
     assert.equal(placed.length, expectedOrders(all, 10).length);
     assert.equal((await getBot(b, user.token, bot.id)).status, 'running');
   });
+
+  test('the exchange candle stream wakes the bot (polling off): spot paper bot, orders as the engine predicts', async (t) => {
+    const SPOT = 'BTC/USDT';
+    const all = waveCandles(24);
+    fake.engine.candles.set(SPOT, all.slice(0, 10));
+    fake.engine.setPrice(SPOT, all[9][4]);
+    const app = await build(t, {
+      env: botEnv(fake, { BOTS_WATCH: 'true', BOTS_POLL_INTERVAL_MS: '600000', PAPER_START_BALANCES: 'USDT=100000,BTC=1' }),
+    });
+    const user = await createUser(app);
+    const bot = await createBot(app, user.token, { symbol: SPOT });
+    await injectAs(app, user.token, { method: 'POST', url: `/bots/${bot.id}/start` });
+    await waitCandle(app, user.token, bot.id, all[9][0]);
+    await until('the candle stream to connect', async () => fake.wsClients() > 0);
+    for (const row of all.slice(10)) {
+      const rows = fake.engine.candles.get(SPOT)!;
+      rows.push(row);
+      // setPrice pushes a kline update for the newest candle over the WebSocket: the bot wakes and fetches it.
+      fake.engine.setPrice(SPOT, row[4]);
+      await waitCandle(app, user.token, bot.id, row[0]);
+    }
+    const placed = await botOrders(app, user.token, bot.id);
+    const candleOf = new Map<string, number>();
+    for (const row of all) for (const leg of ['open', 'close']) candleOf.set(botClientOrderId(bot.id, row[0], leg), row[0]);
+    const expected = expectedOrders(all, 10);
+    assert.ok(expected.length >= 2);
+    assert.deepEqual(placed.map((o) => key(candleOf.get(o.clientOrderId)!, o.side)).sort(), expected.map(([ts, side]) => key(ts, side)).sort());
+    assert.ok(placed.every((o) => o.status === 'closed'));
+  });
 });

@@ -72,6 +72,8 @@ export const botEnv = (fake: FakeExchange, extra: Record<string, string> = {}) =
     BOTS_LEASE_TTL_MS: '1500',
     BOTS_WARMUP_CANDLES: '500',
     BOTS_WATCH: 'false',
+    // The tests poll bot state: keep the per-user request rate limit out of the way.
+    RATE_LIMIT_MAX: '100000',
     ...extra,
   });
 

@@ -51,9 +51,11 @@ describe('kill switch', () => {
       await waitCandle(app, user.token, bot.id, row[0]);
     }
     const postsBefore = orderPosts();
-    const tickerCalls = () => fake.requests.filter((r) => r.path.includes('ticker')).length;
+    // The swap ticker only: the paper account's resting spot order has its own ticker polls.
+    const SWAP_TICKER = /^\/fapi\/.*ticker/;
+    const tickerCalls = () => fake.requests.filter((r) => SWAP_TICKER.test(r.path)).length;
     const tickersBefore = tickerCalls();
-    fake.failNext({ kind: 'delay', path: 'ticker', method: 'GET', delayMs: 2500 });
+    fake.failNext({ kind: 'delay', path: SWAP_TICKER, method: 'GET', delayMs: 2500 });
     appendCandle(fake, all[idx]);
     await until('the bot to be in the middle of its decision (ticker call held)', async () => tickerCalls() > tickersBefore);
 

@@ -251,6 +251,15 @@ export interface paths {
                         "application/json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -334,6 +343,15 @@ export interface paths {
                 };
                 /** @description Rate limited; see Retry-After */
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -586,6 +604,15 @@ export interface paths {
                 };
                 /** @description Rate limited; see Retry-After */
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Temporarily unavailable; see Retry-After when present */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4938,10 +4965,7 @@ export interface paths {
                         symbol?: string;
                         /** @enum {string} */
                         timeframe?: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
-                        /**
-                         * @description Strategy param overrides
-                         * @default {}
-                         */
+                        /** @description Strategy param overrides */
                         params?: {
                             [key: string]: number;
                         };

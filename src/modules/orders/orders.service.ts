@@ -228,7 +228,9 @@ export function createOrdersService(deps: OrdersServiceDeps) {
       if (inFlight.has(row.id) || timers.has(row.id)) continue;
       if (row.status === 'pending' && Date.now() - row.updatedAt.getTime() < deps.exchangeTimeoutMs) continue;
       await syncRow(row.id).catch((err: Error) => {
-        log.warn({ orderId: row.id, err: err.message }, 'order sync failed');
+        // A deleted key cannot be synced any more: not worth a warning every sweep.
+        const keyGone = err instanceof HttpProblem && err.code === 'KEY_NOT_FOUND';
+        log[keyGone ? 'debug' : 'warn']({ orderId: row.id, err: err.message }, 'order sync failed');
         // Rows are processed least recently synced first: mark this one as visited.
         return repo.update(row.id, {}).catch(() => undefined);
       });

@@ -373,7 +373,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
     clearTimeout(streamRetry);
     await stream?.close().catch(() => undefined);
     // The step in progress sees `stopped` after its current await; give it a bounded time to finish.
-    if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, 2 * deps.leaseTtlMs).unref())]);
+    if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, Math.min(2 * deps.leaseTtlMs, 15_000)).unref())]);
     await repo.releaseLease(bot.id, deps.instanceId).catch(() => undefined);
     deps.onExit(bot.id);
   }
@@ -406,9 +406,13 @@ export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
         kick();
       } catch (err) {
         const e = err as HttpProblem;
-        log.warn({ botId: bot.id, err: e.message }, 'bot could not start');
-        await emit('error', { stage: 'start', code: e.code ?? 'ERROR', detail: e.message });
-        await exit('error', { stage: 'start', code: e.code ?? 'ERROR', detail: e.message });
+        const transient = !(e instanceof HttpProblem) || e.statusCode >= 500;
+        log.warn({ botId: bot.id, err: e.message, transient }, 'bot could not start');
+        await emit('error', { stage: 'start', code: e.code ?? 'ERROR', detail: e.message, retried: transient });
+        // An exchange or network failure: the lease is released and the scan of some instance retries; anything
+        // else (strategy deleted, key refused) puts the bot in error.
+        if (transient) await stop();
+        else await exit('error', { stage: 'start', code: e.code ?? 'ERROR', detail: e.message });
       }
     },
   };

@@ -28,7 +28,7 @@ async function runUntilPaused(t: Parameters<typeof build>[0], risk: Record<strin
       const b = await getBot(app, user.token, bot.id);
       return b.status === 'paused' || (b.lastCandleAt && Date.parse(b.lastCandleAt) >= row[0]) ? b : undefined;
     });
-    if (paused.status === 'paused') break;
+    if (paused?.status === 'paused') break;
   }
   assert.equal(paused?.status, 'paused', 'the limit tripped');
   await until('the runner to stop', async () => !app.botsService.runningHere().includes(bot.id));

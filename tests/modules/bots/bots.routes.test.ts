@@ -118,6 +118,12 @@ describe('/bots', () => {
     assert.ok(onlyOrders.json().items.every((e: { type: string }) => e.type === 'order'));
     assert.equal((await injectAs(app, owner.token, { url: `/bots/${bot.id}/events?cursor=nonsense` })).statusCode, 400);
 
+    // Prometheus: bots running here, decisions' lag observed, orders by status.
+    const metrics = (await app.inject({ url: '/metrics' })).body;
+    assert.match(metrics, /^bots_running 1$/m);
+    assert.match(metrics, /^bot_decision_lag_seconds_count 10$/m);
+    assert.match(metrics, /^orders_by_status\{status="closed"\} [1-9]/m);
+
     // Events are published on the user's bus topic too.
     const published: unknown[] = [];
     const off = app.eventBus.subscribe(`user:${owner.id}`, (e) => void published.push(e));

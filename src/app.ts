@@ -47,6 +47,8 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
+    // Opening an embedded database on a loaded machine can take well over Fastify's default 10 s.
+    pluginTimeout: 60_000,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<ZodTypeProvider>();

@@ -48,10 +48,8 @@ export default fp(
       skipOnError: false,
       enableDraftSpec: true,
       errorResponseBuilder: (_request, context) => {
-        const err = tooManyRequests(
-          `Rate limit of ${context.max} requests per ${context.after} window exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`,
-          Math.max(1, Math.ceil(context.ttl / 1000)),
-        );
+        const retryAfter = Math.max(1, Math.ceil(context.ttl / 1000));
+        const err = tooManyRequests(`Rate limit of ${context.max} requests exceeded; retry in ${retryAfter} s`, retryAfter);
         return err;
       },
     });

@@ -12,7 +12,7 @@ import { conflict, HttpProblem, notFound, serviceUnavailable, validationFailed }
 import type { EventBus } from '../../plugins/event-bus.js';
 import { JobAborted, QueueFullError, type JobQueue, type QueuedJob } from '../../plugins/job-queue.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import { resolveParams, type StrategyDoc } from '../../../workers/engine/dsl.js';
+import { resolveParams } from '../../../workers/engine/dsl.js';
 import { ENGINE_VERSION } from '../../../workers/engine/version.js';
 import { downsample } from '../../../workers/backtest.worker.js';
 import type { Metrics as EngineMetrics, Trade as EngineTrade } from '../../../workers/types.js';
@@ -22,10 +22,10 @@ import { validateDocument, type StrategiesService } from '../strategies/strategi
 import { createBacktestsRepository, type BacktestHead } from './backtests.repository.js';
 import { decodeEquity, decodeTrades, TRADES_PER_CHUNK } from './backtests.codec.js';
 import type { JobResult, JobTask } from './backtest.job.js';
+import type { BacktestResult, BacktestSummary, StartBacktestBody } from './backtests.schemas.js';
 
 /** The pool task file wrapping the backtest worker (TypeScript from source, JavaScript in the build). */
 const JOB_FILE = new URL(import.meta.url.endsWith('.ts') ? './backtest.job.ts' : './backtest.job.js', import.meta.url).href;
-import type { BacktestResult, BacktestSummary, StartBacktestBody } from './backtests.schemas.js';
 
 type Who = Pick<AuditEntry, 'actorId' | 'ip' | 'requestId'>;
 

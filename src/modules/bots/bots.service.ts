@@ -460,10 +460,12 @@ export function createBotsService(deps: BotsServiceDeps) {
       return switchView(null, 'global', null);
     },
 
-    /** Stops the runners of a user about to be deleted (their rows go with the user). */
-    async onUserDeleted(userId: string): Promise<void> {
-      const ids = await repo.idsOfUser(userId);
-      await Promise.all(ids.map((b) => stopLocal(b.id)));
+    /**
+     * Stops the runners of a user about to be deleted (their rows go with the user). Runs inside the delete
+     * transaction: no query here (the runner stops acting at once; its lease release waits for the commit).
+     */
+    onUserDeleted(userId: string): void {
+      for (const r of runners.values()) if (r.userId === userId) void r.stop();
     },
 
     orderCountsByStatus: () => repo.orderCountsByStatus(),

@@ -131,4 +131,17 @@ describe('kill switch', () => {
     const ok = await submit(app, user.token, { keyId: 'paper', symbol: 'BTC/USDT', side: 'buy', type: 'market', amount: '0.001' });
     assert.equal(ok.statusCode, 201, ok.body);
   });
+
+  test('deleting a user stops their running bots', async (t) => {
+    setCandles(fake, waveCandles(10));
+    const app = await build(t, { env: { ...botEnv(fake), ...adminEnv } });
+    const admin = await loginAdmin(app);
+    const user = await createUser(app);
+    const bot = await createBot(app, user.token);
+    await injectAs(app, user.token, { method: 'POST', url: `/bots/${bot.id}/start` });
+    await until('the bot to run', async () => app.botsService.runningHere().includes(bot.id));
+    const del = await injectAs(app, admin.token, { method: 'DELETE', url: `/admin/users/${user.id}` });
+    assert.equal(del.statusCode, 204, del.body);
+    await until('the runner to stop', async () => !app.botsService.runningHere().includes(bot.id));
+  });
 });

@@ -10,6 +10,7 @@
  *   Retry-After and tries the same page again.
  * - When the range is covered the CSV is imported through the datasets module (`importUpload`, source `download`).
  */
+import { TIMEFRAME_MS, type Timeframe } from '../../shared/timeframes.js';
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,20 +26,6 @@ import type { TradingService } from '../trading/index.js';
 
 export type DownloadRow = typeof datasetDownloads.$inferSelect;
 
-export const TIMEFRAME_MS: Record<string, number> = {
-  '1m': 60_000,
-  '3m': 180_000,
-  '5m': 300_000,
-  '15m': 900_000,
-  '30m': 1_800_000,
-  '1h': 3_600_000,
-  '2h': 7_200_000,
-  '4h': 14_400_000,
-  '6h': 21_600_000,
-  '12h': 43_200_000,
-  '1d': 86_400_000,
-  '1w': 604_800_000,
-};
 
 const PAGE_LIMIT = 500;
 const MAX_CANDLES = 2_000_000;
@@ -125,7 +112,7 @@ export function createDownloadService(deps: {
       row = await update(id, { status: 'running' });
       await prepareFile(row);
       const adapter = await trading.publicAdapter(row.exchange, row.symbol.includes(':') ? 'swap' : 'spot');
-      const step = TIMEFRAME_MS[row.timeframe];
+      const step = TIMEFRAME_MS[row.timeframe as Timeframe];
       let since = row.nextSinceMs;
       let candles = row.candles;
       while (!stopped && since < row.untilMs && since <= now()) {
@@ -177,7 +164,7 @@ export function createDownloadService(deps: {
 
   return {
     async start(userId: string, input: DownloadInput) {
-      const step = TIMEFRAME_MS[input.timeframe];
+      const step = TIMEFRAME_MS[input.timeframe as Timeframe];
       if (!step) throw badRequest(`unknown timeframe ${input.timeframe}`, 'INVALID_TIMEFRAME');
       const sinceMs = Math.floor(Date.parse(input.since) / step) * step;
       const untilMs = input.until ? Date.parse(input.until) : now();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-export const TIMEFRAMES = ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '12h', '1d', '1w'] as const;
+export { TIMEFRAMES } from '../../shared/timeframes.js';
+import { TIMEFRAMES } from '../../shared/timeframes.js';
 
 const Decimal = z.string().describe('Decimal string');
 const MinMax = z.object({ min: Decimal.optional(), max: Decimal.optional() });

@@ -12,23 +12,8 @@ export type MarketChannel = (typeof MARKET_CHANNELS)[number];
 export type UserChannel = (typeof USER_CHANNELS)[number];
 export type Channel = (typeof CHANNELS)[number];
 
-/** Candle timeframes offered by all three exchanges, with their length. */
-export const TIMEFRAME_MS = {
-  '1m': 60_000,
-  '3m': 180_000,
-  '5m': 300_000,
-  '15m': 900_000,
-  '30m': 1_800_000,
-  '1h': 3_600_000,
-  '2h': 7_200_000,
-  '4h': 14_400_000,
-  '6h': 21_600_000,
-  '12h': 43_200_000,
-  '1d': 86_400_000,
-  '1w': 604_800_000,
-} as const;
-export type Timeframe = keyof typeof TIMEFRAME_MS;
-const TIMEFRAMES = Object.keys(TIMEFRAME_MS) as [Timeframe, ...Timeframe[]];
+export type { Timeframe } from '../../shared/timeframes.js';
+import { TIMEFRAMES } from '../../shared/timeframes.js';
 
 /**
  * Which bus events (topic `user:<id>`) each user channel forwards, by event type prefix:

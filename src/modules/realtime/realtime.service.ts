@@ -7,7 +7,7 @@ import type { EventBus } from '../../plugins/event-bus.js';
 import type { CheckResult } from '../../plugins/readiness.js';
 import { openConnection, type Connection, type ConnectionContext, type DisconnectReason, type RealtimeLimits } from './connection.js';
 import { createFeedHub, type FeedHub, type FeedInfo, type FeedKey, type FeedSource } from './feed-hub.js';
-import { TIMEFRAME_MS } from './realtime.schemas.js';
+import { TIMEFRAME_MS } from '../../shared/timeframes.js';
 
 export interface RealtimeServiceOptions {
   source: FeedSource;

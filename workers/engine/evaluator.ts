@@ -332,6 +332,7 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
   const nRules = present.length;
   const ruleRuns = present.map((p) => p.run);
   const [shift0, shift1] = present.map((p) => p.shift);
+  const pair = crossPair([rules.long?.entry, rules.long?.exit, rules.short?.entry, rules.short?.exit], operandSlot);
   let bars = 0;
 
   /**
@@ -340,7 +341,25 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
    */
   function runBlock(len: number, sig: Uint8Array, at: number): void {
     for (let n = 0; n < nNodes; n++) nodes[n](len);
-    if (nRules === 1) {
+    if (pair) {
+      // Fused "crossesAbove(a, b)" + "crossesBelow(a, b)": one pass straight into the signal column instead of two
+      // mask passes and a merge (same comparisons as compareCond, so the same bits).
+      const A = S[pair.a];
+      const B = S[pair.b];
+      const oa = O[pair.a];
+      const ob = O[pair.b];
+      const up = pair.upShift;
+      const down = pair.downShift;
+      let pa = last[pair.a];
+      let pb = last[pair.b];
+      for (let k = 0; k < len; k++) {
+        const x = A[oa + k];
+        const y = B[ob + k];
+        sig[at + k] = ((+(pa <= pb) & +(x > y)) << up) | ((+(pa >= pb) & +(x < y)) << down);
+        pa = x;
+        pb = y;
+      }
+    } else if (nRules === 1) {
       const m0 = ruleRuns[0](len);
       for (let k = 0; k < len; k++) sig[at + k] = m0[k] << shift0;
     } else if (nRules === 2) {
@@ -415,6 +434,28 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
       }
     },
   };
+}
+
+/**
+ * The common "always in the market" shape: exactly two rules, one `crossesAbove(a, b)` and one
+ * `crossesBelow(a, b)` on the same operands (in either rule position). Returns the operand slots and the signal bit
+ * of each, or undefined for any other shape. `rules` = [long entry, long exit, short entry, short exit].
+ */
+function crossPair(
+  rules: (Condition | undefined)[],
+  slotOf: (o: Operand) => number,
+): { a: number; b: number; upShift: number; downShift: number } | undefined {
+  const present = rules.flatMap((c, shift) => (c ? [{ c, shift }] : []));
+  if (present.length !== 2) return undefined;
+  const [r0, r1] = present;
+  if (r0.c.op !== 'crossesAbove' && r0.c.op !== 'crossesBelow') return undefined;
+  if (r1.c.op !== (r0.c.op === 'crossesAbove' ? 'crossesBelow' : 'crossesAbove')) return undefined;
+  // operandSlot is memoised (same operand -> same slot), so this creates no new nodes.
+  const a = slotOf(r0.c.left);
+  const b = slotOf(r0.c.right);
+  if (slotOf(r1.c.left) !== a || slotOf(r1.c.right) !== b) return undefined;
+  const [up, down] = r0.c.op === 'crossesAbove' ? [r0, r1] : [r1, r0];
+  return { a, b, upShift: up.shift, downShift: down.shift };
 }
 
 /**

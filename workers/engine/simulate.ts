@@ -81,16 +81,39 @@ const TAKE_PROFIT = 3;
 const TRAILING_STOP = 4;
 const END = 5;
 
-/** Fields of a trade being closed. */
-interface ClosedTrade {
-  dir: number;
-  entryBar: number;
-  entryPrice: number;
-  exitPrice: number;
-  size: number;
-  pnl: number;
-  fees: number;
-}
+/**
+ * Indexes of the broker's numeric state in `Broker.s`. The state lives in one Float64Array rather than in object
+ * fields or closure variables: a typed-array store never allocates, whereas a double held in an object field or a
+ * captured variable can end up boxed (one HeapNumber per store: ~20 bytes per bar or per trade of garbage, which
+ * made the simulation GC-bound).
+ */
+const CASH = 0;
+const FEES_PAID = 1;
+const ORDERS = 2;
+/** Raw (pre-slippage) price of the fill being executed (passed here rather than as an argument: no boxing). */
+const PX = 3;
+/** 1 long, -1 short, 0 flat. */
+const DIR = 4;
+const SIZE = 5;
+const ENTRY_PRICE = 6;
+const ENTRY_BAR = 7;
+const ENTRY_FEE = 8;
+/** Of the last closed trade. */
+const EXIT_PRICE = 9;
+const PNL = 10;
+const FEES = 11;
+/** Fixed stop-loss and take-profit prices (NaN = none). */
+const STOP_LEVEL = 12;
+const TARGET_LEVEL = 13;
+/** Trailing distance: absolute (ATR based) or a fraction of the best price (NaN = none). */
+const TRAIL_DIST = 14;
+const TRAIL_PCT = 15;
+/** Best price since entry (high for a long, low for a short) up to the previous bar. */
+const BEST = 16;
+/** Fee and slippage rates. */
+const FEE = 17;
+const SLIP = 18;
+const STATE_SIZE = 19;
 
 /**
  * Closed trades stored column-wise in growable typed arrays (no per-trade object or boxed number while the
@@ -105,21 +128,24 @@ export class TradeLog {
 
   constructor(private readonly ts?: Float64Array) {}
 
-  /** Append the trade just closed by `t` (reads its fields: no boxed arguments on this hot path). */
-  push(t: ClosedTrade, exitBar: number, reason: number): void {
+  /**
+   * Append the trade just closed, read from the broker state `s` (see CASH...; no double arguments, which V8
+   * would box if it did not inline this call).
+   */
+  push(s: Float64Array, exitBar: number, reason: number): void {
     if (this.length === this.cap) this.grow();
     const i = this.length++;
-    this.side[i] = t.dir;
+    this.side[i] = s[DIR];
     this.reason[i] = reason;
     const o = i * 7;
     const n = this.num;
-    n[o] = t.entryBar;
+    n[o] = s[ENTRY_BAR];
     n[o + 1] = exitBar;
-    n[o + 2] = t.entryPrice;
-    n[o + 3] = t.exitPrice;
-    n[o + 4] = t.size;
-    n[o + 5] = t.pnl;
-    n[o + 6] = t.fees;
+    n[o + 2] = s[ENTRY_PRICE];
+    n[o + 3] = s[EXIT_PRICE];
+    n[o + 4] = s[SIZE];
+    n[o + 5] = s[PNL];
+    n[o + 6] = s[FEES];
   }
 
   private grow(): void {
@@ -231,109 +257,89 @@ export function roundLot(size: number, step: number): number {
   return k > 0 ? k * step : 0;
 }
 
-/**
- * Cash and the single open position. Fields rather than closure variables, and the fill price passed in a field
- * (`px`) rather than as an argument, so that V8 keeps every double unboxed on the per-trade path.
- */
-class Broker implements ClosedTrade {
-  cash: number;
-  feesPaid = 0;
-  orders = 0;
+/** Cash and the single open position; numeric state in `s` (see above). */
+class Broker {
+  readonly s = new Float64Array(STATE_SIZE);
   readonly trades: TradeLog;
-  /** Raw (pre-slippage) price of the fill being executed. */
-  px = 0;
-  /** 1 long, -1 short, 0 flat. */
-  dir = 0;
-  size = 0;
-  entryPrice = 0;
-  entryBar = 0;
-  entryFee = 0;
-  /** Of the last closed trade. */
-  exitPrice = 0;
-  pnl = 0;
-  fees = 0;
-  /** Fixed stop-loss and take-profit prices (NaN = none). */
-  stopLevel = NaN;
-  targetLevel = NaN;
-  /** Trailing distance: absolute (ATR based) or a fraction of the best price (NaN = none). */
-  trailDist = NaN;
-  trailPct = NaN;
-  /** Best price since entry (high for a long, low for a short) up to the previous bar. */
-  best = NaN;
-  private readonly fee: number;
-  private readonly slip: number;
 
   constructor(
     private readonly input: SimInput,
     readonly hasLevels: boolean,
   ) {
-    this.cash = input.settings.initialCash;
-    this.fee = input.settings.feeBps / 10_000;
-    this.slip = input.settings.slippageBps / 10_000;
+    const s = this.s;
+    s[CASH] = input.settings.initialCash;
+    s[FEE] = input.settings.feeBps / 10_000;
+    s[SLIP] = input.settings.slippageBps / 10_000;
+    s[STOP_LEVEL] = s[TARGET_LEVEL] = s[TRAIL_DIST] = s[TRAIL_PCT] = s[BEST] = NaN;
     this.trades = new TradeLog(input.cols.ts);
   }
 
   /** Open a position of direction d at raw price `px` in bar `bar`, sized from cash; decision index k. */
   open(d: number, bar: number, k: number): void {
+    const s = this.s;
     const { sizing, settings } = this.input;
-    const fee = this.fee;
-    const price = d > 0 ? this.px * (1 + this.slip) : this.px * (1 - this.slip);
-    if (!(this.cash > 0) || !(price > 0)) return;
-    const maxNotional = this.cash / (1 + fee);
+    const fee = s[FEE];
+    const price = d > 0 ? s[PX] * (1 + s[SLIP]) : s[PX] * (1 - s[SLIP]);
+    if (!(s[CASH] > 0) || !(price > 0)) return;
+    const maxNotional = s[CASH] / (1 + fee);
     const notional = sizing.kind === 'fraction' ? sizing.fraction * maxNotional : Math.min(sizing.amount, maxNotional);
     const q = roundLot(notional / price, settings.lotStep);
     if (!(q > 0)) return;
     const f = q * price * fee;
-    this.cash += d > 0 ? -(q * price) - f : q * price - f;
-    this.feesPaid += f;
-    this.dir = d;
-    this.size = q;
-    this.entryPrice = price;
-    this.entryBar = bar;
-    this.entryFee = f;
-    this.best = price;
+    s[CASH] += d > 0 ? -(q * price) - f : q * price - f;
+    s[FEES_PAID] += f;
+    s[DIR] = d;
+    s[SIZE] = q;
+    s[ENTRY_PRICE] = price;
+    s[ENTRY_BAR] = bar;
+    s[ENTRY_FEE] = f;
+    s[BEST] = price;
     if (this.hasLevels) this.setLevels(d, k);
   }
 
   /** Stop, target and trailing distance of the position just opened (decision index k for ATR values). */
   private setLevels(d: number, k: number): void {
+    const s = this.s;
     const { risk, decisions } = this.input;
-    this.stopLevel = this.levelPrice(risk.stopLoss, -d, decisions.stopAtr, k);
-    this.targetLevel = this.levelPrice(risk.takeProfit, d, decisions.targetAtr, k);
+    s[STOP_LEVEL] = this.levelPrice(risk.stopLoss, -d, decisions.stopAtr, k);
+    s[TARGET_LEVEL] = this.levelPrice(risk.takeProfit, d, decisions.targetAtr, k);
     const tr = risk.trailingStop;
-    this.trailPct = tr?.kind === 'percent' ? tr.percent / 100 : NaN;
-    this.trailDist = tr?.kind === 'atr' && decisions.trailAtr ? tr.multiple * decisions.trailAtr[k] : NaN;
+    s[TRAIL_PCT] = tr?.kind === 'percent' ? tr.percent / 100 : NaN;
+    s[TRAIL_DIST] = tr?.kind === 'atr' && decisions.trailAtr ? tr.multiple * decisions.trailAtr[k] : NaN;
   }
 
   /** Price of a stop (towards = -dir) or target (towards = dir) level away from the entry price. */
   private levelPrice(l: ResolvedLevel | undefined, towards: number, atr: Float64Array | undefined, k: number): number {
+    const s = this.s;
     if (!l) return NaN;
-    const dist = l.kind === 'percent' ? (this.entryPrice * l.percent) / 100 : atr ? l.multiple * atr[k] : NaN;
-    return this.entryPrice + towards * dist; // NaN while the ATR is warming up: no level
+    const dist = l.kind === 'percent' ? (s[ENTRY_PRICE] * l.percent) / 100 : atr ? l.multiple * atr[k] : NaN;
+    return s[ENTRY_PRICE] + towards * dist; // NaN while the ATR is warming up: no level
   }
 
   /** Close the open position at raw price `px` in bar `bar`. */
   close(bar: number, reason: number): void {
-    const dir = this.dir;
-    const size = this.size;
-    const price = dir > 0 ? this.px * (1 - this.slip) : this.px * (1 + this.slip);
-    const f = size * price * this.fee;
-    this.cash += dir > 0 ? size * price - f : -(size * price) - f;
-    this.feesPaid += f;
-    this.exitPrice = price;
-    this.pnl = dir * (price - this.entryPrice) * size - this.entryFee - f;
-    this.fees = this.entryFee + f;
-    this.trades.push(this, bar, reason);
-    this.dir = 0;
-    this.size = 0;
+    const s = this.s;
+    const dir = s[DIR];
+    const size = s[SIZE];
+    const price = dir > 0 ? s[PX] * (1 - s[SLIP]) : s[PX] * (1 + s[SLIP]);
+    const f = size * price * s[FEE];
+    s[CASH] += dir > 0 ? size * price - f : -(size * price) - f;
+    s[FEES_PAID] += f;
+    s[EXIT_PRICE] = price;
+    s[PNL] = dir * (price - s[ENTRY_PRICE]) * size - s[ENTRY_FEE] - f;
+    s[FEES] = s[ENTRY_FEE] + f;
+    this.trades.push(s, bar, reason);
+    s[DIR] = 0;
+    s[SIZE] = 0;
   }
 
   /** Execute a resolved action at raw price `px` in bar `bar` (decision index `k`); entries skipped if exitsOnly. */
   execute(action: Action, bar: number, k: number, exitsOnly: boolean): void {
+    const s = this.s;
     if (action === NONE) return;
-    this.orders++;
+    s[ORDERS]++;
     if (action === CLOSE || action === REVERSE_TO_LONG || action === REVERSE_TO_SHORT) {
-      if (this.dir !== 0) this.close(bar, action === CLOSE ? SIGNAL : REVERSE);
+      if (s[DIR] !== 0) this.close(bar, action === CLOSE ? SIGNAL : REVERSE);
     }
     if (exitsOnly) return;
     if (action === OPEN_LONG || action === REVERSE_TO_LONG) this.open(1, bar, k);
@@ -342,14 +348,15 @@ class Broker implements ClosedTrade {
 
   /** Current trailing stop price (NaN if none). */
   private trailLevel(): number {
-    if (this.trailPct === this.trailPct) return this.dir > 0 ? this.best * (1 - this.trailPct) : this.best * (1 + this.trailPct);
-    if (this.trailDist === this.trailDist) return this.best - this.dir * this.trailDist;
+    const s = this.s;
+    if (s[TRAIL_PCT] === s[TRAIL_PCT]) return s[DIR] > 0 ? s[BEST] * (1 - s[TRAIL_PCT]) : s[BEST] * (1 + s[TRAIL_PCT]);
+    if (s[TRAIL_DIST] === s[TRAIL_DIST]) return s[BEST] - s[DIR] * s[TRAIL_DIST];
     return NaN;
   }
 
   /** Exit at raw price `price`. */
   private exitAt(price: number, bar: number, reason: number): void {
-    this.px = price;
+    this.s[PX] = price;
     this.close(bar, reason);
   }
 
@@ -358,30 +365,31 @@ class Broker implements ClosedTrade {
    * fills at the open; the stop is assumed hit first when both are inside the bar; then the best price moves.
    */
   checkLevels(j: number): void {
+    const s = this.s;
     const { open, high, low } = this.input.cols;
     const o = open[j];
     const t = this.trailLevel();
-    const dir = this.dir;
+    const dir = s[DIR];
     // Effective stop: the tighter of the fixed and trailing stops.
-    let stop = this.stopLevel;
+    let stop = s[STOP_LEVEL];
     let stopReason = STOP_LOSS;
     if (t === t && (stop !== stop || (dir > 0 ? t > stop : t < stop))) {
       stop = t;
       stopReason = TRAILING_STOP;
     }
-    const target = this.targetLevel;
+    const target = s[TARGET_LEVEL];
     if (dir > 0) {
       if (stop === stop && o <= stop) return this.exitAt(o, j, stopReason);
       if (target === target && o >= target) return this.exitAt(o, j, TAKE_PROFIT);
       if (stop === stop && low[j] <= stop) return this.exitAt(stop, j, stopReason);
       if (target === target && high[j] >= target) return this.exitAt(target, j, TAKE_PROFIT);
-      if (high[j] > this.best) this.best = high[j];
+      if (high[j] > s[BEST]) s[BEST] = high[j];
     } else {
       if (stop === stop && o >= stop) return this.exitAt(o, j, stopReason);
       if (target === target && o <= target) return this.exitAt(o, j, TAKE_PROFIT);
       if (stop === stop && high[j] >= stop) return this.exitAt(stop, j, stopReason);
       if (target === target && low[j] <= target) return this.exitAt(target, j, TAKE_PROFIT);
-      if (low[j] < this.best) this.best = low[j];
+      if (low[j] < s[BEST]) s[BEST] = low[j];
     }
   }
 }
@@ -395,6 +403,7 @@ export function simulate(input: SimInput): SimResult {
   const equity = new Float64Array(Math.max(0, to - from));
   const hasLevels = risk.stopLoss !== undefined || risk.takeProfit !== undefined || risk.trailingStop !== undefined;
   const b = new Broker(input, hasLevels);
+  const st = b.s;
 
   let pending: Action = NONE;
   let pendingK = 0;
@@ -402,9 +411,9 @@ export function simulate(input: SimInput): SimResult {
   for (let j = from; j < to; j++) {
     // Fast path: with no order pending and no stop/target to watch, the bars up to the next signal only mark
     // the position to market (same arithmetic as step 5 below).
-    if (pending === NONE && (b.dir === 0 || !hasLevels)) {
-      const base = b.cash;
-      const exposure = b.dir * b.size;
+    if (pending === NONE && (st[DIR] === 0 || !hasLevels)) {
+      const base = st[CASH];
+      const exposure = st[DIR] * st[SIZE];
       let jj = j;
       for (; jj < last && signals[jj - from] === 0; jj++) equity[jj - from] = exposure === 0 ? base : base + exposure * close[jj];
       if (jj !== j) {
@@ -416,28 +425,28 @@ export function simulate(input: SimInput): SimResult {
     const isLast = j === last;
     // 1. Fill the order decided on the previous close.
     if (pending !== NONE) {
-      b.px = open[j];
+      st[PX] = open[j];
       b.execute(pending, j, pendingK, isLast && closeAtEnd);
       pending = NONE;
     }
     // 2. End of data.
     if (isLast && closeAtEnd) {
-      if (b.dir !== 0) {
-        b.px = open[j];
+      if (st[DIR] !== 0) {
+        st[PX] = open[j];
         b.close(j, END);
       }
-      equity[k] = b.cash;
+      equity[k] = st[CASH];
       break;
     }
     // 3. Protective levels.
-    if (b.dir !== 0 && hasLevels) b.checkLevels(j);
+    if (st[DIR] !== 0 && hasLevels) b.checkLevels(j);
     // 4. Decision on this bar's close.
     const s = signals[k];
     if (s !== 0) {
-      const action = resolveAction(b.dir, s);
+      const action = resolveAction(st[DIR], s);
       if (action !== NONE) {
         if (!nextOpen) {
-          b.px = close[j];
+          st[PX] = close[j];
           b.execute(action, j, k, false);
         }
         else if (!isLast) {
@@ -447,7 +456,7 @@ export function simulate(input: SimInput): SimResult {
       }
     }
     // 5. Mark to market.
-    equity[k] = b.dir === 0 ? b.cash : b.cash + b.dir * b.size * close[j];
+    equity[k] = st[DIR] === 0 ? st[CASH] : st[CASH] + st[DIR] * st[SIZE] * close[j];
   }
 
   let trades: Trade[] | undefined;
@@ -457,9 +466,9 @@ export function simulate(input: SimInput): SimResult {
     },
     tradeLog: b.trades,
     equity,
-    feesPaid: b.feesPaid,
-    orders: b.orders,
-    finalCash: b.cash,
-    openPosition: b.dir !== 0 ? { side: b.dir > 0 ? 'long' : 'short', size: b.size, entryBar: b.entryBar, entryPrice: b.entryPrice } : null,
+    feesPaid: st[FEES_PAID],
+    orders: st[ORDERS],
+    finalCash: st[CASH],
+    openPosition: st[DIR] !== 0 ? { side: st[DIR] > 0 ? 'long' : 'short', size: st[SIZE], entryBar: st[ENTRY_BAR], entryPrice: st[ENTRY_PRICE] } : null,
   };
 }

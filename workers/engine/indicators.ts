@@ -64,18 +64,34 @@ export class Sma {
     let pos = this.pos;
     let count = this.count;
     let sum = this.sum;
-    for (let k = 0; k < len; k++) {
-      const x = src[from + k];
-      if (x !== x) {
-        out[k] = NaN;
-        continue;
+    let k = 0;
+    while (k < len) {
+      if (count === p) {
+        // Warm fast path (almost every bar): no warm-up bookkeeping, leaves at a NaN input. Same operations in
+        // the same order as the general step below, so the same sums.
+        for (; k < len; k++) {
+          const x = src[from + k];
+          if (x !== x) break;
+          sum -= buf[pos];
+          buf[pos] = x;
+          sum += x;
+          pos = pos + 1 === p ? 0 : pos + 1;
+          out[k] = sum / p;
+        }
+        if (k === len) break;
       }
-      if (count === p) sum -= buf[pos];
-      else count++;
-      buf[pos] = x;
-      sum += x;
-      pos = pos + 1 === p ? 0 : pos + 1;
-      out[k] = count === p ? sum / p : NaN;
+      // General step: warming up, or a NaN input (ignored).
+      const x = src[from + k];
+      if (x !== x) out[k] = NaN;
+      else {
+        if (count === p) sum -= buf[pos];
+        else count++;
+        buf[pos] = x;
+        sum += x;
+        pos = pos + 1 === p ? 0 : pos + 1;
+        out[k] = count === p ? sum / p : NaN;
+      }
+      k++;
     }
     this.pos = pos;
     this.count = count;

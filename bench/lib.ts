@@ -23,8 +23,9 @@ export interface StartedServer {
 }
 
 /** Starts a server child process on a free port and resolves once it prints its address. */
-export function startServer(kind: ServerKind, env: Record<string, string | undefined> = {}): Promise<StartedServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'lib.ts'), 'serve', kind], {
+export function startServer(kind: ServerKind, env: Record<string, string | undefined> = {}, nodeArgs: string[] = []): Promise<StartedServer> {
+  // nodeArgs: e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile the server under load.
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(here, 'lib.ts'), 'serve', kind], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

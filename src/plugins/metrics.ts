@@ -32,12 +32,26 @@ export default fp(
     });
     app.decorate('metrics', registry);
 
-    app.addHook('onResponse', async (request, reply) => {
+    // One (counter, histogram) child per method/route/status, built once: the hot path allocates no label object.
+    // Children stay valid across registry resets (prom-client looks the series up again on every call).
+    type Children = { total: { inc: (value?: number) => void }; duration: { observe: (value: number) => void } };
+    const children = new Map<string, Children>();
+    const MAX_SERIES = 5000;
+    app.addHook('onResponse', function recordRequest(request, reply, done) {
       const route = request.routeOptions.url ?? 'unmatched';
-      if (route === '/metrics') return;
-      const labels = { method: request.method, route, status: String(reply.statusCode) };
-      total.inc(labels);
-      duration.observe(labels, reply.elapsedTime / 1000);
+      if (route !== '/metrics') {
+        const status = reply.statusCode;
+        const key = `${request.method} ${status} ${route}`;
+        let child = children.get(key);
+        if (child === undefined) {
+          const labels = { method: request.method, route, status: String(status) };
+          child = { total: total.labels(labels), duration: duration.labels(labels) };
+          if (children.size < MAX_SERIES) children.set(key, child);
+        }
+        child.total.inc();
+        child.duration.observe(reply.elapsedTime / 1000);
+      }
+      done();
     });
 
     app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (_request, reply) => {

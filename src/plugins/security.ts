@@ -1,22 +1,62 @@
 import fp from 'fastify-plugin';
-import type { FastifyInstance } from 'fastify';
-import helmet from '@fastify/helmet';
+import Fastify, { type FastifyInstance } from 'fastify';
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import cors from '@fastify/cors';
+
+/** Swagger UI at /docs needs inline styles/scripts of its own; the API itself serves only JSON. */
+export const HELMET_OPTIONS: FastifyHelmetOptions = {
+  contentSecurityPolicy: {
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'", "'unsafe-inline'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
+    },
+  },
+};
+
+/**
+ * The headers @fastify/helmet sets with `options`, captured once from a throwaway Fastify instance that runs the real
+ * plugin (helmet stays the source of truth). Registered globally, @fastify/helmet re-parses its options, re-validates
+ * the CSP directives and rebuilds every header string on every request (two hooks, one async); the headers do not
+ * depend on the request (no CSP nonces are used), so computing them once is equivalent.
+ */
+export async function captureHelmetHeaders(options: FastifyHelmetOptions = HELMET_OPTIONS): Promise<Record<string, string>> {
+  const probe = Fastify({ logger: false });
+  let captured: Record<string, string> | undefined;
+  try {
+    await probe.register(helmet, options);
+    probe.addHook('onRequest', (_request, reply, done) => {
+      const raw = reply.raw.getHeaders();
+      captured = {};
+      for (const [name, value] of Object.entries(raw)) {
+        if (value !== undefined) captured[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+      }
+      done();
+    });
+    probe.get('/', async () => 'ok');
+    await probe.inject({ url: '/' });
+  } finally {
+    await probe.close();
+  }
+  if (!captured || Object.keys(captured).length === 0) throw new Error('could not capture the helmet security headers');
+  return captured;
+}
 
 /** Security headers (helmet) and a CORS allow-list from CORS_ORIGINS: a disallowed origin gets no CORS headers. */
 export default fp(
   async function securityPlugin(app: FastifyInstance) {
-    await app.register(helmet, {
-      // Swagger UI at /docs needs inline styles/scripts of its own; the API itself serves only JSON.
-      contentSecurityPolicy: {
-        directives: {
-          defaultSrc: ["'self'"],
-          scriptSrc: ["'self'", "'unsafe-inline'"],
-          styleSrc: ["'self'", "'unsafe-inline'"],
-          imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
-        },
-      },
+    const headers = await captureHelmetHeaders(HELMET_OPTIONS);
+    const names = Object.keys(headers);
+    const values = names.map((n) => headers[n]);
+    const count = names.length;
+    // One synchronous hook writing precomputed strings (no promise, no closure per request). Set on the reply (not the
+    // raw response) so Node takes its fast writeHead path; a route may still override any of them.
+    app.addHook('onRequest', function securityHeaders(_request, reply, done) {
+      for (let i = 0; i < count; i++) reply.header(names[i], values[i]);
+      done();
     });
+
     const allowed = new Set(app.config.corsOrigins);
     const any = allowed.has('*');
     await app.register(cors, {

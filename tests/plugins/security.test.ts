@@ -56,3 +56,25 @@ test('helmet security headers are on every response, errors included', async (t)
     assert.ok(res.headers['referrer-policy'], url);
   }
 });
+
+test('the security headers are exactly those @fastify/helmet itself sends with our options', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { default: helmet } = await import('@fastify/helmet');
+  const { HELMET_OPTIONS } = await import('../../src/plugins/security.js');
+  // Reference: the plugin registered the ordinary way, running on every request.
+  const ref = Fastify({ logger: false });
+  t.after(() => ref.close());
+  await ref.register(helmet, HELMET_OPTIONS);
+  ref.get('/health/live', async () => ({ status: 'ok' }));
+  const expected = (await ref.inject({ url: '/health/live' })).headers;
+  const helmetNames = Object.keys(expected).filter((n) => !['content-type', 'content-length', 'date', 'connection'].includes(n));
+  assert.ok(helmetNames.length >= 10, `helmet sets its headers (${helmetNames.join(', ')})`);
+  assert.ok(helmetNames.includes('content-security-policy'));
+
+  const app = await build(t);
+  for (const url of ['/health/live', '/no/such/route']) {
+    const res = await app.inject({ url });
+    for (const name of helmetNames) assert.equal(res.headers[name], expected[name], `${url} ${name}`);
+  }
+  assert.match(String(expected['content-security-policy']), /img-src 'self' data: validator\.swagger\.io/);
+});

@@ -168,11 +168,13 @@ describe('/bots', () => {
       payload: { datasetId: up.json().id, strategyId: strategy.id, strategyVersion: strategy.version, params: { fast: 3, slow: 5 } },
     });
     assert.equal(bt.statusCode, 202, bt.body);
+    let lastBacktest = '';
     await until(
-      'the backtest to succeed',
+      () => `the backtest to succeed (last: ${lastBacktest.slice(0, 300)})`,
       async () => {
         const r = await injectAs(app, user.token, { url: `/backtest/result/${bt.json().id}` });
         assert.notEqual(r.json().status, 'failed', r.body);
+        lastBacktest = r.body;
         return r.json().status === 'succeeded';
       },
       120_000,

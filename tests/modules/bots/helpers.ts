@@ -112,12 +112,12 @@ export const getBot = async (app: FastifyInstance, token: string, id: string) =>
 };
 
 /** Polls until `done` holds (a deadline, not a timing assertion). */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, deadlineMs = 30_000): Promise<T> {
+export async function until<T>(what: string | (() => string), fn: () => Promise<T | undefined | false>, deadlineMs = 30_000): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    if (Date.now() > end) assert.fail(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

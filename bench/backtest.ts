@@ -199,7 +199,9 @@ async function child(phase: Phase, file: string, rows: number, reps: number, dbU
         const t0 = performance.now();
         const datasetId = await upload(base, token, file);
         const t1 = performance.now();
+        if (process.env.BENCH_RSS_TRACE) console.error(`rss after upload ${Math.round(process.memoryUsage().rss / 1e6)} MB (baseline ${Math.round(baselineRss / 1e6)})`);
         const { result } = await backtest(base, token, datasetId);
+        if (process.env.BENCH_RSS_TRACE) console.error(`rss after backtest ${Math.round(process.memoryUsage().rss / 1e6)} MB, sampled peak ${Math.round(sampled / 1e6)}`);
         times.push(performance.now() - t0);
         uploads.push(t1 - t0);
         trades = result.trades.total;

@@ -26,7 +26,15 @@ export default fp(
     const cfg = app.config.rateLimit;
     let redis: Redis | undefined;
     if (app.config.redisUrl) {
-      redis = new Redis(app.config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, lazyConnect: false });
+      // Auto-pipelining: the counter updates of all requests handled in one event-loop turn go out in one socket write
+      // (one syscall instead of one per request; same commands, same order, same per-command results and errors).
+      redis = new Redis(app.config.redisUrl, {
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        enableOfflineQueue: true,
+        lazyConnect: false,
+        enableAutoPipelining: true,
+      });
       redis.on('error', (err) => app.log.warn({ err: err.message }, 'rate-limit redis error'));
       app.addHook('onClose', async () => {
         await redis?.quit().catch(() => redis?.disconnect());

@@ -103,7 +103,15 @@ export interface Runner {
   kick(): void;
 }
 
-export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
+export interface RunnerOptions {
+  /**
+   * Feed the candles that closed while the bot was not running to the evaluator without acting on them (a start by
+   * the user: decisions on stale candles are not taken). A resume after a crash or a lost instance acts on them.
+   */
+  skipMissed?: boolean;
+}
+
+export function createRunner(initial: BotRow, deps: RunnerDeps, opts: RunnerOptions = {}): Runner {
   const { repo, log } = deps;
   let bot = initial;
   const tfMs = TIMEFRAME_MS[bot.timeframe as keyof typeof TIMEFRAME_MS] ?? 60_000;
@@ -331,6 +339,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
       for (const c of stored) evaluator.onCandle(toEngineCandle(c));
       if (bot.lastCandleAt === null) bot = (await repo.saveState(bot.id, deps.instanceId, { lastCandleAt: stored.at(-1)!.ts })) ?? bot;
       await emit('warmup', { candles: stored.length, source: 'stored', lastCandleAt: bot.lastCandleAt });
+      if (opts.skipMissed) await skipMissed();
       return;
     }
     const history = await candleAdapter.fetchOHLCV(bot.symbol, bot.timeframe, { limit: deps.warmupCandles });
@@ -342,6 +351,20 @@ export function createRunner(initial: BotRow, deps: RunnerDeps): Runner {
     const lastAt = closed.at(-1)?.timestamp ?? null;
     if (lastAt !== null) bot = (await repo.saveState(bot.id, deps.instanceId, { lastCandleAt: lastAt })) ?? bot;
     await emit('warmup', { candles: closed.length, source: 'exchange', lastCandleAt: lastAt });
+  }
+
+  /** Candles closed since the last one acted on: fed (and stored as warm-up) without acting. */
+  async function skipMissed(): Promise<void> {
+    const last = bot.lastCandleAt ?? 0;
+    const candles = await candleAdapter.fetchOHLCV(bot.symbol, bot.timeframe, { since: last + 1, limit: 1000 });
+    const now = Date.now();
+    const latest = candles.reduce((m, c) => Math.max(m, c.timestamp), 0);
+    const missed = candles.filter((c) => c.timestamp > last && (c.timestamp + tfMs <= now || c.timestamp < latest)).sort((a, b) => a.timestamp - b.timestamp);
+    if (!missed.length) return;
+    await repo.insertCandles(missed.map((c) => ({ botId: bot.id, ts: c.timestamp, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume, live: false })));
+    for (const c of missed) evaluator.onCandle(toEngineCandle(c));
+    bot = (await repo.saveState(bot.id, deps.instanceId, { lastCandleAt: missed.at(-1)!.timestamp })) ?? bot;
+    await emit('warmup', { candles: missed.length, source: 'missed while stopped', lastCandleAt: bot.lastCandleAt });
   }
 
   async function watch(): Promise<void> {

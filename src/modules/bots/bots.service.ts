@@ -110,7 +110,7 @@ export function createBotsService(deps: BotsServiceDeps) {
     if (row) await event(bot, status === 'paused' ? 'paused' : status, { reason });
   }
 
-  function launch(row: BotRow): void {
+  function launch(row: BotRow, skipMissed: boolean): void {
     if (closed || runners.has(row.id)) return;
     const runner = createRunner(row, {
       repo,
@@ -131,17 +131,17 @@ export function createBotsService(deps: BotsServiceDeps) {
       onExit: (id) => {
         if (runners.get(id) === runner) runners.delete(id);
       },
-    });
+    }, { skipMissed });
     runners.set(row.id, runner);
     void runner.start();
   }
 
   /** Takes the lease of a running bot and runs it here; false when another live instance holds it. */
-  async function tryRun(id: string): Promise<boolean> {
+  async function tryRun(id: string, skipMissed = false): Promise<boolean> {
     if (closed || runners.has(id)) return runners.has(id);
     const row = await repo.acquireLease(id, instanceId, config.leaseTtlMs);
     if (!row) return false;
-    launch(row);
+    launch(row, skipMissed);
     return true;
   }
 
@@ -333,7 +333,8 @@ export function createBotsService(deps: BotsServiceDeps) {
       const row = await repo.updateIf(id, ['stopped', 'paused', 'error'], { status: 'running', statusReason: null, startedAt: new Date(), leaseOwner: null, leaseExpiresAt: null });
       if (!row) return toBotView((await repo.findById(id))!);
       await audit(db, { ...who, action: 'bot.started', targetType: 'bot', targetId: id, details: { keyId: bot.keyId, symbol: bot.symbol } });
-      await tryRun(id);
+      // Started by the user: candles that closed while it was stopped are not acted on (a resume after a crash is).
+      await tryRun(id, true);
       return toBotView((await repo.findById(id)) ?? row);
     },
 

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { build, createUser, injectAs } from '../../helper.js';
 import { startFakeExchange, type FakeExchange } from '../../fakes/fake-exchange/index.js';
-import { allEvents, appendCandle, botEnv, botOrders, createBot, expectedOrders, getBot, setCandles, until, waveCandles } from './helpers.js';
+import { allEvents, appendCandle, botEnv, botOrders, createBot, expectedOrders, getBot, setCandles, until, waitCandle, waveCandles } from './helpers.js';
 
 let fake: FakeExchange;
 before(async () => {
@@ -62,7 +62,7 @@ describe('risk limits', () => {
   });
 
   test('maximum daily loss: fees and slippage of the entry, marked at the close, cross it', async (t) => {
-    const { app, user, bot, tripped, orders } = await runUntilPaused(t, { maxDailyLoss: '0.01' });
+    const { app, user, bot, tripped, orders, all } = await runUntilPaused(t, { maxDailyLoss: '0.01' });
     assert.equal(orders.length, 1);
     assert.equal(tripped.data.limit, 'maxDailyLoss');
     assert.equal(tripped.data.max, '0.01');
@@ -74,10 +74,24 @@ describe('risk limits', () => {
     assert.ok(Math.abs(Number(tripped.data.value) - expectedLoss) < 1e-9, `${tripped.data.value} vs ${expectedLoss}`);
     assert.equal(bot.status, 'paused');
 
-    // Starting again clears the breaker (the user decides).
+    // Candles that close while it is paused are not acted on when the user starts it again (stale decisions);
+    // they only feed the strategy. Starting again clears the breaker (the user decides).
+    const lastSeen = Date.parse(bot.lastCandleAt);
+    const missed = all.filter((r) => r[0] > lastSeen).slice(0, 4);
+    for (const row of missed) appendCandle(fake, row);
     const restarted = await injectAs(app, user.token, { method: 'POST', url: `/bots/${bot.id}/start` });
     assert.equal(restarted.json().status, 'running');
     assert.equal(restarted.json().statusReason, null);
+    await waitCandle(app, user.token, bot.id, missed.at(-1)![0]);
+    const events = await allEvents(app, user.token, bot.id);
+    const skipped = events.find((e) => e.type === 'warmup' && e.data.source === 'missed while stopped');
+    assert.equal(skipped?.data.candles, missed.length);
+    const missedTimes = new Set(missed.map((r) => new Date(r[0]).toISOString()));
+    assert.deepEqual(events.filter((e) => e.type === 'decision' && missedTimes.has(e.candleAt)), []);
+    const next = all.find((r) => r[0] > missed.at(-1)![0])!;
+    appendCandle(fake, next);
+    await waitCandle(app, user.token, bot.id, next[0]);
+    assert.ok((await allEvents(app, user.token, bot.id)).some((e) => e.type === 'decision' && e.candleAt === new Date(next[0]).toISOString()));
     await injectAs(app, user.token, { method: 'POST', url: `/bots/${bot.id}/stop` });
   });
 });

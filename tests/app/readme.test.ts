@@ -31,3 +31,13 @@ test('README: every curl example for the health and metrics routes works against
     assert.equal(status, '200', `${line} -> ${stdout}`);
   }
 });
+
+test('README: the configuration table is the one generated from .env.example', async () => {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  // @ts-expect-error: a plain .mjs script without types
+  const { envTable } = (await import('../../scripts/env-table.mjs')) as { envTable: (t: string) => string };
+  const expected = envTable(await readFile(path.join(root, '.env.example'), 'utf8'));
+  const m = /<!-- env-table[^>]*-->\n([\s\S]*?)\n<!-- \/env-table -->/.exec(readme);
+  assert.ok(m, 'README has the env-table markers');
+  assert.equal(m[1], expected, 'regenerate with `node scripts/env-table.mjs`');
+});

@@ -218,9 +218,9 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         const p = num(def.period);
         const src = sourceSlot(def.source, def.type === 'highest' ? 'high' : def.type === 'lowest' ? 'low' : 'close');
         const out = newSlot();
+        if (def.type === 'sma') return { value: smaNode(p, src, out) };
         const ind =
-          def.type === 'sma' ? new Sma(p)
-          : def.type === 'ema' ? new Ema(p)
+          def.type === 'ema' ? new Ema(p)
           : def.type === 'rsi' ? new Rsi(p)
           : def.type === 'roc' ? new Roc(p)
           : def.type === 'highest' ? new Highest(p)
@@ -253,6 +253,27 @@ function compile(doc: StrategyDoc, params: ParamValues): Evaluator {
         return { upper, middle, lower };
       }
     }
+  }
+
+  /**
+   * SMA nodes: two SMAs of the same source (the fast and slow averages of a cross) share one node running
+   * Sma.pairBlock, which overlaps their two running sums (same values as two separate passes). The second SMA
+   * takes the first one's place in the node order, which is safe: its only input, the source, is ready there.
+   */
+  const unpairedSma = new Map<number, { ind: Sma; out: number; node: number }>();
+  function smaNode(period: number, src: number, out: number): number {
+    const ind = new Sma(period);
+    const first = unpairedSma.get(src);
+    if (first) {
+      unpairedSma.delete(src);
+      const a = first.ind;
+      const outA = first.out;
+      nodes[first.node] = (len) => Sma.pairBlock(a, ind, S[src], O[src], S[outA], S[out], len);
+    } else {
+      unpairedSma.set(src, { ind, out, node: nodes.length });
+      nodes.push((len) => ind.block(S[src], O[src], S[out], len));
+    }
+    return out;
   }
 
   const operandSlot = (o: Operand): number => {

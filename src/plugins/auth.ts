@@ -76,6 +76,31 @@ function isClaims(p: unknown): p is AccessClaims {
 const CACHE_MAX_USERS = 10_000;
 const JWT_CACHE_SIZE = 10_000;
 
+/**
+ * Remembers tokens that passed `verify` (signature, algorithm, claims) until their own `exp` (and from their `nbf`),
+ * keyed by the exact token string: a repeat skips base64/JSON decoding and the HMAC. Only verified tokens are stored
+ * (junk cannot evict them); a token without `exp` is never cached; failures always go through `verify` (same errors).
+ * fast-jwt's own cache hashes every token with SHA-256 to build its key, which costs about as much as verifying.
+ */
+export function createVerifiedTokenCache(verify: (token: string) => unknown, max: number, now: () => number = Date.now) {
+  const entries = new Map<string, { payload: unknown; notBefore: number; expiresAt: number }>();
+  return function cachedVerify(token: string): unknown {
+    const t = now();
+    const hit = entries.get(token);
+    if (hit !== undefined) {
+      if (t >= hit.notBefore && t < hit.expiresAt) return hit.payload;
+      entries.delete(token);
+    }
+    const payload = verify(token);
+    const { exp, nbf } = payload as { exp?: unknown; nbf?: unknown };
+    if (typeof exp === 'number') {
+      if (entries.size >= max) entries.delete(entries.keys().next().value!);
+      entries.set(token, { payload: Object.freeze(payload), notBefore: typeof nbf === 'number' ? nbf * 1000 : 0, expiresAt: exp * 1000 });
+    }
+    return payload;
+  };
+}
+
 interface CachedState {
   at: number;
   user: AuthUser;
@@ -149,14 +174,9 @@ export default fp(
     });
 
     // The hot path verifies through its own fast-jwt verifier (the library behind @fastify/jwt, same key and algorithm
-    // allow-list) with fast-jwt's result cache: a token seen before skips base64/JSON decoding and the HMAC, while
-    // expiry (exp) and nbf are still enforced on every hit (an entry never outlives the token). Session/user state is
-    // checked below on every request regardless.
-    const verifyJwt = createVerifier({
-      key: jwtSecret,
-      algorithms: ['HS256'],
-      cache: JWT_CACHE_SIZE,
-    });
+    // allow-list) behind a cache of verified tokens (see createVerifiedTokenCache). Session/user state is still checked
+    // below on every request.
+    const verifyJwt = createVerifiedTokenCache(createVerifier({ key: jwtSecret, algorithms: ['HS256'] }), JWT_CACHE_SIZE);
 
     const repo = createAuthRepository(app.database.db);
     const cache = createStateCache(cacheTtlMs, (userId, sid) => repo.sessionState(userId, sid));

@@ -85,3 +85,55 @@ test('assertOwner: another user’s resource is indistinguishable from a missing
   const missing = assertProblem(await app.inject({ url: '/probe/none', headers: bearer(a.accessToken) }), 404, 'NOT_FOUND');
   assert.equal(theirs.detail, missing.detail);
 });
+
+test('verified-token cache: a repeat skips verify until exp, failures are never cached, nbf and the bound hold', async () => {
+  const { createVerifiedTokenCache } = await import('../../src/plugins/auth.js');
+  const { createSigner, createVerifier } = await import('fast-jwt');
+  const key = 'k'.repeat(48);
+  let now = 1_700_000_000_000;
+  let calls = 0;
+  const verify = (token: string) => {
+    calls++;
+    return createVerifier({ key, algorithms: ['HS256'], clockTimestamp: now })(token);
+  };
+  const cached = createVerifiedTokenCache(verify, 2, () => now);
+  const sign = createSigner({ key, algorithm: 'HS256', clockTimestamp: now });
+  const token = sign({ sub: 'a', exp: Math.floor(now / 1000) + 60 });
+
+  assert.equal((cached(token) as { sub: string }).sub, 'a');
+  assert.equal((cached(token) as { sub: string }).sub, 'a');
+  assert.equal(calls, 1, 'second call served from the cache');
+
+  now += 61_000; // past exp: the cache no longer answers, verify does (and refuses)
+  assert.throws(() => cached(token), (err: { code?: string }) => err.code === 'FAST_JWT_EXPIRED');
+  assert.equal(calls, 2);
+
+  const forged = `${token.slice(0, -2)}xx`;
+  assert.throws(() => cached(forged));
+  assert.throws(() => cached(forged));
+  assert.equal(calls, 4, 'a failing token is verified (and refused) every time');
+
+  const later = sign({ sub: 'b', nbf: Math.floor(now / 1000) + 10, exp: Math.floor(now / 1000) + 600 });
+  assert.throws(() => cached(later), (err: { code?: string }) => err.code === 'FAST_JWT_INACTIVE');
+  now += 11_000;
+  assert.equal((cached(later) as { sub: string }).sub, 'b');
+  calls = 0;
+  cached(later);
+  assert.equal(calls, 0);
+
+  const noExp = createSigner({ key, algorithm: 'HS256', noTimestamp: true })({ sub: 'c' });
+  cached(noExp);
+  cached(noExp);
+  assert.equal(calls, 2, 'a token without exp is never cached');
+
+  // Bound: at most 2 entries; the oldest goes first.
+  const t1 = sign({ sub: 'd', exp: Math.floor(now / 1000) + 600 });
+  const t2 = sign({ sub: 'e', exp: Math.floor(now / 1000) + 600 });
+  cached(t1);
+  cached(t2);
+  calls = 0;
+  cached(t2);
+  cached(t1);
+  cached(later);
+  assert.equal(calls, 1, 'only the evicted token is verified again');
+});

@@ -115,16 +115,27 @@ const FEE = 17;
 const SLIP = 18;
 const STATE_SIZE = 19;
 
+/** Numbers per trade in a TradeLog chunk: side, reason, entryBar, exitBar, entryPrice, exitPrice, size, pnl, fees. */
+const TRADE_FIELDS = 9;
+/** Trades per TradeLog chunk: the first is small, each next one twice as big, up to the maximum. */
+const FIRST_CHUNK = 256;
+const MAX_CHUNK = 16_384;
+
 /**
- * Closed trades stored column-wise in growable typed arrays (no per-trade object or boxed number while the
- * simulation runs); `toArray()` materialises `Trade` objects.
+ * Closed trades stored in typed-array chunks (no per-trade object or boxed number while the simulation runs);
+ * `toArray()` materialises `Trade` objects. Growing adds a chunk instead of reallocating and copying one big
+ * array: a long backtest then allocates about the log's final size once (not twice over in copies), which keeps
+ * both the copying and the garbage collections triggered by large buffers off the simulation.
  */
 export class TradeLog {
   length = 0;
-  private cap = 0;
-  private side = new Int8Array(0);
-  private reason = new Uint8Array(0);
-  private num = new Float64Array(0); // 7 numbers per trade, see `push`
+  private readonly chunks: Float64Array[] = [];
+  /** Index of the first trade of each chunk. */
+  private readonly starts: number[] = [];
+  /** The chunk being filled, the index of its first trade and its capacity (in trades). */
+  private cur = new Float64Array(0);
+  private curStart = 0;
+  private curCap = 0;
 
   constructor(private readonly ts?: Float64Array) {}
 
@@ -133,62 +144,72 @@ export class TradeLog {
    * would box if it did not inline this call).
    */
   push(s: Float64Array, exitBar: number, reason: number): void {
-    if (this.length === this.cap) this.grow();
-    const i = this.length++;
-    this.side[i] = s[DIR];
-    this.reason[i] = reason;
-    const o = i * 7;
-    const n = this.num;
-    n[o] = s[ENTRY_BAR];
-    n[o + 1] = exitBar;
-    n[o + 2] = s[ENTRY_PRICE];
-    n[o + 3] = s[EXIT_PRICE];
-    n[o + 4] = s[SIZE];
-    n[o + 5] = s[PNL];
-    n[o + 6] = s[FEES];
+    if (this.length - this.curStart === this.curCap) this.addChunk();
+    const n = this.cur;
+    const o = (this.length - this.curStart) * TRADE_FIELDS;
+    n[o] = s[DIR];
+    n[o + 1] = reason;
+    n[o + 2] = s[ENTRY_BAR];
+    n[o + 3] = exitBar;
+    n[o + 4] = s[ENTRY_PRICE];
+    n[o + 5] = s[EXIT_PRICE];
+    n[o + 6] = s[SIZE];
+    n[o + 7] = s[PNL];
+    n[o + 8] = s[FEES];
+    this.length++;
   }
 
-  private grow(): void {
-    const cap = Math.max(64, this.cap * 2);
-    const side = new Int8Array(cap);
-    side.set(this.side);
-    const reason = new Uint8Array(cap);
-    reason.set(this.reason);
-    const num = new Float64Array(cap * 7);
-    num.set(this.num);
-    this.side = side;
-    this.reason = reason;
-    this.num = num;
-    this.cap = cap;
+  private addChunk(): void {
+    const cap = this.curCap === 0 ? FIRST_CHUNK : Math.min(MAX_CHUNK, this.curCap * 2);
+    this.cur = new Float64Array(cap * TRADE_FIELDS);
+    this.curStart = this.length;
+    this.curCap = cap;
+    this.chunks.push(this.cur);
+    this.starts.push(this.length);
   }
 
   get(i: number): Trade {
-    const n = this.num;
-    const o = i * 7;
-    const entryBar = n[o];
-    const exitBar = n[o + 1];
-    const entryPrice = n[o + 2];
-    const size = n[o + 4];
-    const pnl = n[o + 5];
+    if (!(i >= 0 && i < this.length)) throw new RangeError(`trade ${i} of ${this.length}`);
+    // Last chunk starting at or before i (binary search; chunks are few).
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.starts[mid] <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.read(this.chunks[lo], (i - this.starts[lo]) * TRADE_FIELDS);
+  }
+
+  private read(n: Float64Array, o: number): Trade {
+    const entryBar = n[o + 2];
+    const exitBar = n[o + 3];
+    const entryPrice = n[o + 4];
+    const size = n[o + 6];
+    const pnl = n[o + 7];
     return {
-      side: this.side[i] > 0 ? 'long' : 'short',
+      side: n[o] > 0 ? 'long' : 'short',
       entryBar,
       exitBar,
       entryTime: this.ts ? this.ts[entryBar] : entryBar,
       exitTime: this.ts ? this.ts[exitBar] : exitBar,
       entryPrice,
-      exitPrice: n[o + 3],
+      exitPrice: n[o + 5],
       size,
       pnl,
       pnlPct: (100 * pnl) / (size * entryPrice),
-      fees: n[o + 6],
-      exitReason: EXIT_REASONS[this.reason[i]],
+      fees: n[o + 8],
+      exitReason: EXIT_REASONS[n[o + 1]],
     };
   }
 
   toArray(): Trade[] {
     const out: Trade[] = new Array(this.length);
-    for (let i = 0; i < this.length; i++) out[i] = this.get(i);
+    for (let c = 0; c < this.chunks.length; c++) {
+      const start = this.starts[c];
+      const end = Math.min(this.length, c + 1 < this.starts.length ? this.starts[c + 1] : this.length);
+      for (let i = start; i < end; i++) out[i] = this.read(this.chunks[c], (i - start) * TRADE_FIELDS);
+    }
     return out;
   }
 }

@@ -278,6 +278,20 @@ export function roundLot(size: number, step: number): number {
   return k > 0 ? k * step : 0;
 }
 
+/**
+ * resolveAction as a table, indexed by ((position + 1) << 4) | signals: a load instead of a chain of
+ * data-dependent branches (the position alternates and signals arrive at random bars, so those mispredict).
+ */
+const ACTION_OF = Uint8Array.from({ length: 48 }, (_, i) => resolveAction((i >> 4) - 1, i & 15));
+/** Per action: reason of the exit it makes (NO_CLOSE: none), and direction of the position it opens (0: none). */
+const NO_CLOSE = 255;
+const CLOSE_REASON = new Uint8Array(6).fill(NO_CLOSE);
+CLOSE_REASON[CLOSE] = SIGNAL;
+CLOSE_REASON[REVERSE_TO_LONG] = CLOSE_REASON[REVERSE_TO_SHORT] = REVERSE;
+const OPEN_DIR = new Int8Array(6);
+OPEN_DIR[OPEN_LONG] = OPEN_DIR[REVERSE_TO_LONG] = 1;
+OPEN_DIR[OPEN_SHORT] = OPEN_DIR[REVERSE_TO_SHORT] = -1;
+
 /** Cash and the single open position; numeric state in `s` (see above). */
 class Broker {
   readonly s = new Float64Array(STATE_SIZE);
@@ -359,12 +373,11 @@ class Broker {
     const s = this.s;
     if (action === NONE) return;
     s[ORDERS]++;
-    if (action === CLOSE || action === REVERSE_TO_LONG || action === REVERSE_TO_SHORT) {
-      if (s[DIR] !== 0) this.close(bar, action === CLOSE ? SIGNAL : REVERSE);
-    }
+    // Table lookups rather than tests of the action: fewer mispredicted branches when reversals alternate.
+    if (CLOSE_REASON[action] !== NO_CLOSE && s[DIR] !== 0) this.close(bar, CLOSE_REASON[action]);
     if (exitsOnly) return;
-    if (action === OPEN_LONG || action === REVERSE_TO_LONG) this.open(1, bar, k);
-    else if (action === OPEN_SHORT || action === REVERSE_TO_SHORT) this.open(-1, bar, k);
+    const d = OPEN_DIR[action];
+    if (d !== 0) this.open(d, bar, k);
   }
 
   /** Current trailing stop price (NaN if none). */
@@ -464,7 +477,7 @@ export function simulate(input: SimInput): SimResult {
     // 4. Decision on this bar's close.
     const s = signals[k];
     if (s !== 0) {
-      const action = resolveAction(st[DIR], s);
+      const action = ACTION_OF[(((st[DIR] + 1) << 4) | (s & 15))] as Action;
       if (action !== NONE) {
         if (!nextOpen) {
           st[PX] = close[j];

@@ -314,14 +314,16 @@ class Broker {
     const s = this.s;
     const { sizing, settings } = this.input;
     const fee = s[FEE];
-    const price = d > 0 ? s[PX] * (1 + s[SLIP]) : s[PX] * (1 - s[SLIP]);
+    // Branch-free forms of "d > 0 ? a : b" (d is exactly 1 or -1, so the products and sign flips are exact and
+    // give the same bits): the direction alternates on every reversal, which a branch predicts badly.
+    const price = s[PX] * (1 + d * s[SLIP]);
     if (!(s[CASH] > 0) || !(price > 0)) return;
     const maxNotional = s[CASH] / (1 + fee);
     const notional = sizing.kind === 'fraction' ? sizing.fraction * maxNotional : Math.min(sizing.amount, maxNotional);
     const q = roundLot(notional / price, settings.lotStep);
     if (!(q > 0)) return;
     const f = q * price * fee;
-    s[CASH] += d > 0 ? -(q * price) - f : q * price - f;
+    s[CASH] += -d * (q * price) - f;
     s[FEES_PAID] += f;
     s[DIR] = d;
     s[SIZE] = q;
@@ -356,9 +358,9 @@ class Broker {
     const s = this.s;
     const dir = s[DIR];
     const size = s[SIZE];
-    const price = dir > 0 ? s[PX] * (1 - s[SLIP]) : s[PX] * (1 + s[SLIP]);
+    const price = s[PX] * (1 - dir * s[SLIP]); // branch-free, exact: see open()
     const f = size * price * s[FEE];
-    s[CASH] += dir > 0 ? size * price - f : -(size * price) - f;
+    s[CASH] += dir * (size * price) - f;
     s[FEES_PAID] += f;
     s[EXIT_PRICE] = price;
     s[PNL] = dir * (price - s[ENTRY_PRICE]) * size - s[ENTRY_FEE] - f;

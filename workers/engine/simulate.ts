@@ -451,7 +451,9 @@ export function simulate(input: SimInput): SimResult {
       const base = st[CASH];
       const exposure = st[DIR] * st[SIZE];
       let jj = j;
-      for (; jj < last && signals[jj - from] === 0; jj++) equity[jj - from] = exposure === 0 ? base : base + exposure * close[jj];
+      // Two loops rather than a test per bar: flat, the equity is the cash; in a position, cash + exposure * close.
+      if (exposure === 0) for (; jj < last && signals[jj - from] === 0; jj++) equity[jj - from] = base;
+      else for (; jj < last && signals[jj - from] === 0; jj++) equity[jj - from] = base + exposure * close[jj];
       if (jj !== j) {
         j = jj - 1;
         continue;

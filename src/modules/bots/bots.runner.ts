@@ -74,6 +74,14 @@ export function floorToStep(value: string, step: string | undefined): string {
   return dec.normalize(dec.sub(value, dec.mod(value, step)));
 }
 
+/** Closed candles after `after`, oldest first, one per open time (an exchange page may repeat the forming one). */
+export function closedAfter(candles: Candle[], after: number, tfMs: number, now: number): Candle[] {
+  const latest = candles.reduce((m, c) => Math.max(m, c.timestamp), 0);
+  const byTime = new Map<number, Candle>();
+  for (const c of candles) if (c.timestamp > after && (c.timestamp + tfMs <= now || c.timestamp < latest)) byTime.set(c.timestamp, c);
+  return [...byTime.values()].sort((a, b) => a.timestamp - b.timestamp);
+}
+
 export interface RunnerDeps {
   repo: BotsRepository;
   orders: OrdersService;
@@ -161,11 +169,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps, opts: RunnerOpti
     const last = bot.lastCandleAt ?? 0;
     const candles = await candleAdapter.fetchOHLCV(bot.symbol, bot.timeframe, { since: last + 1, limit: 500 });
     if (stopped) return;
-    const now = Date.now();
-    const latest = candles.reduce((m, c) => Math.max(m, c.timestamp), 0);
-    const closed = candles
-      .filter((c) => c.timestamp > last && (c.timestamp + tfMs <= now || c.timestamp < latest))
-      .sort((a, b) => a.timestamp - b.timestamp);
+    const closed = closedAfter(candles, last, tfMs, Date.now());
     for (const c of closed) {
       if (stopped) return;
       await onClosedCandle(c);
@@ -343,9 +347,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps, opts: RunnerOpti
       return;
     }
     const history = await candleAdapter.fetchOHLCV(bot.symbol, bot.timeframe, { limit: deps.warmupCandles });
-    const now = Date.now();
-    const latest = history.reduce((m, c) => Math.max(m, c.timestamp), 0);
-    const closed = history.filter((c) => c.timestamp + tfMs <= now || c.timestamp < latest).sort((a, b) => a.timestamp - b.timestamp);
+    const closed = closedAfter(history, -1, tfMs, Date.now());
     await repo.insertCandles(closed.map((c) => ({ botId: bot.id, ts: c.timestamp, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume, live: false })));
     for (const c of closed) evaluator.onCandle(toEngineCandle(c));
     const lastAt = closed.at(-1)?.timestamp ?? null;
@@ -357,9 +359,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps, opts: RunnerOpti
   async function skipMissed(): Promise<void> {
     const last = bot.lastCandleAt ?? 0;
     const candles = await candleAdapter.fetchOHLCV(bot.symbol, bot.timeframe, { since: last + 1, limit: 1000 });
-    const now = Date.now();
-    const latest = candles.reduce((m, c) => Math.max(m, c.timestamp), 0);
-    const missed = candles.filter((c) => c.timestamp > last && (c.timestamp + tfMs <= now || c.timestamp < latest)).sort((a, b) => a.timestamp - b.timestamp);
+    const missed = closedAfter(candles, last, tfMs, Date.now());
     if (!missed.length) return;
     await repo.insertCandles(missed.map((c) => ({ botId: bot.id, ts: c.timestamp, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume, live: false })));
     for (const c of missed) evaluator.onCandle(toEngineCandle(c));
@@ -383,7 +383,7 @@ export function createRunner(initial: BotRow, deps: RunnerDeps, opts: RunnerOpti
     } catch (err) {
       if (stopped) return;
       log.info({ botId: bot.id, err: (err as Error).message }, 'candle stream failed; polling until it is back');
-      streamRetry = setTimeout(() => void watch(), Math.max(5 * deps.pollIntervalMs, 5000));
+      streamRetry = setTimeout(() => void watch(), 5000);
       streamRetry.unref();
     }
   }

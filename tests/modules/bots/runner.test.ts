@@ -178,8 +178,12 @@ describe('bot runner', () => {
       const rows = fake.engine.candles.get(SPOT)!;
       rows.push(row);
       // setPrice pushes a kline update for the newest candle over the WebSocket: the bot wakes and fetches it.
-      fake.engine.setPrice(SPOT, row[4]);
-      await waitCandle(app, user.token, bot.id, row[0]);
+      // (pushed again while waiting, as exchanges do: the first push may precede the stream's subscription)
+      await until(`the stream to wake the bot for ${row[0]}`, async () => {
+        fake.engine.setPrice(SPOT, row[4]);
+        const b = await getBot(app, user.token, bot.id);
+        return b.lastCandleAt !== null && Date.parse(b.lastCandleAt) >= row[0];
+      });
     }
     const placed = await botOrders(app, user.token, bot.id);
     const candleOf = new Map<string, number>();

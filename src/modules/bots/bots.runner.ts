@@ -15,7 +15,7 @@ import { PAPER_KEY_ID, marketTypeOf, type TradingService } from '../trading/inde
 import type { OrdersService } from '../orders/orders.service.js';
 import type { StrategiesService } from '../strategies/strategies.service.js';
 import type { BotRow, BotsRepository } from './bots.repository.js';
-import { TIMEFRAME_MS } from './bots.schemas.js';
+import { TIMEFRAME_MS } from '../../shared/timeframes.js';
 
 export const ACTION_NAMES: Record<Action, string> = {
   0: 'none',

@@ -4,20 +4,7 @@ import { CursorQuery, pageOf } from '../../shared/pagination.js';
 const decimal = z.string().regex(/^\d+(\.\d+)?$/, 'a positive decimal string, e.g. "0.001"').max(40);
 const Decimal = z.string().describe('Decimal string');
 
-export const TIMEFRAMES = ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '12h', '1d'] as const;
-export const TIMEFRAME_MS: Record<(typeof TIMEFRAMES)[number], number> = {
-  '1m': 60_000,
-  '3m': 180_000,
-  '5m': 300_000,
-  '15m': 900_000,
-  '30m': 1_800_000,
-  '1h': 3_600_000,
-  '2h': 7_200_000,
-  '4h': 14_400_000,
-  '6h': 21_600_000,
-  '12h': 43_200_000,
-  '1d': 86_400_000,
-};
+import { TIMEFRAMES } from '../../shared/timeframes.js';
 
 export const BotSizing = z
   .object({

@@ -36,10 +36,25 @@ export const REDACT_PATHS = [
   '*.encryptionKey',
 ];
 
+/** Query parameters whose values never reach a log line, even when a client wrongly puts a credential in a URL. */
+const SECRET_QUERY = /([?&](?:token|access_token|refresh_token|accessToken|refreshToken|api_key|apiKey|secret|signature|password)=)[^&#]*/gi;
+
+export function redactUrl(url: string): string {
+  return url.includes('?') ? url.replace(SECRET_QUERY, '$1[redacted]') : url;
+}
+
+/** Fastify's default request serializer, with credentials stripped from the URL's query string. */
+const serializers = {
+  req(req: { method: string; url: string; host?: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) {
+    return { method: req.method, url: redactUrl(req.url), host: req.host ?? req.hostname, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+  },
+};
+
 export function loggerOptions(config: Pick<Config, 'logLevel'>, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
   const base = {
     level: config.logLevel,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers,
   };
   if (stream) return { ...base, stream } as FastifyServerOptions['logger'];
   if (process.stdout.isTTY) {

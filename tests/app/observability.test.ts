@@ -30,3 +30,12 @@ test('logs are JSON with the request id, and credentials are redacted', async (t
   assert.ok(line, 'request log line carries the request id');
   assert.match(raw, /\[redacted\]/);
 });
+
+test('a credential in a query string never reaches the logs', async (t) => {
+  const app = await build(t);
+  await app.inject({ url: '/health/live?token=eyJ-url-token-value&x=1&apiKey=url-api-key-value' });
+  const raw = app.rawLogs();
+  assert.ok(!raw.includes('eyJ-url-token-value'));
+  assert.ok(!raw.includes('url-api-key-value'));
+  assert.match(raw, /\/health\/live\?token=\[redacted\]&x=1&apiKey=\[redacted\]/);
+});

@@ -4747,7 +4747,7 @@ export interface paths {
                         /** @description Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap) */
                         symbol: string;
                         /** @enum {string} */
-                        timeframe: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
+                        timeframe: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d" | "1w";
                         /**
                          * @description Strategy param overrides
                          * @default {}
@@ -4964,7 +4964,7 @@ export interface paths {
                         /** @description Unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap) */
                         symbol?: string;
                         /** @enum {string} */
-                        timeframe?: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
+                        timeframe?: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d" | "1w";
                         /** @description Strategy param overrides */
                         params?: {
                             [key: string]: number;

@@ -35,13 +35,11 @@ export default fp(
           app.log.error('ADMIN_PASSWORD is refused (12-256 characters): bootstrap admin not created');
           return;
         }
-        try {
+        // A database that is down at boot does not keep the process from starting: this runs once it answers.
+        await app.onDatabaseReady('bootstrap-admin', async () => {
           const { created, user } = await service.ensureAdmin({ email: adminEmail, password: adminPassword });
           if (created) app.log.info({ userId: user.id }, 'bootstrap admin created from ADMIN_EMAIL');
-        } catch (err) {
-          // A database that is down at boot must not keep the process from starting (readiness reports it).
-          app.log.error({ err: (err as Error).message }, 'bootstrap admin could not be created');
-        }
+        });
       });
     }
     // Warm the dummy hash so the first unknown-email login costs what every other login costs.

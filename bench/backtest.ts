@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { generateCsv } from './gen.js';
+import { generateCsv, smaCrossLoop } from './gen.js';
 import { benchDatabase, load, median, postJson, startServer, type StartedServer } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -48,52 +48,6 @@ interface PhaseReport {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The limit: plain typed-array SMA cross (always in the market, reversal on each cross, next-open fills, no fees).
-function handLoop(open: Float64Array, close: Float64Array, initialCash: number): number {
-  const n = close.length;
-  let sumF = 0;
-  let sumS = 0;
-  let prevF = NaN;
-  let prevS = NaN;
-  let cash = initialCash;
-  let dir = 0;
-  let size = 0;
-  let pending = 0;
-  let last = cash;
-  for (let i = 0; i < n; i++) {
-    if (pending !== 0) {
-      const px = open[i];
-      if (dir !== 0) cash += dir * size * px;
-      dir = 0;
-      if (i < n - 1) {
-        const q = cash / px;
-        cash -= pending * q * px;
-        dir = pending;
-        size = q;
-      }
-      pending = 0;
-    }
-    if (i === n - 1) {
-      if (dir !== 0) cash += dir * size * open[i];
-      dir = 0;
-      last = cash;
-      break;
-    }
-    const c = close[i];
-    sumF += c;
-    sumS += c;
-    if (i >= FAST) sumF -= close[i - FAST];
-    if (i >= SLOW) sumS -= close[i - SLOW];
-    const f = i >= FAST - 1 ? sumF / FAST : NaN;
-    const s = i >= SLOW - 1 ? sumS / SLOW : NaN;
-    if (prevF <= prevS && f > s && dir !== 1) pending = 1;
-    else if (prevF >= prevS && f < s && dir !== -1) pending = -1;
-    prevF = f;
-    prevS = s;
-    last = cash + dir * size * c;
-  }
-  return last;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Child side.
 
@@ -247,7 +201,7 @@ async function child(phase: Phase, file: string, rows: number, reps: number, dbU
         const o = new Float64Array(opened.columns.open);
         const c = new Float64Array(opened.columns.close);
         const t3 = performance.now();
-        const eq = handLoop(o, c, 10_000);
+        const eq = smaCrossLoop(o, c, { fast: FAST, slow: SLOW, initialCash: 10_000, feeBps: 0 });
         loopTimes.push(performance.now() - t3);
         check = { engine: Number(result.metrics.finalEquity), loop: eq };
       }

@@ -8,6 +8,7 @@
  * It prints bars/s of each, the ratio (b)/(a) (target >= 0.5) and checks that both end with the same equity.
  */
 import { readFileSync } from 'node:fs';
+import { mulberry32, smaCrossLoop } from './gen.js';
 import { createEvaluator, type Columns } from '../workers/engine/evaluator.js';
 import { resolveSizingAndRisk, simulate, type SimSettings } from '../workers/engine/simulate.js';
 
@@ -16,17 +17,6 @@ const REPS = Number(process.argv[3] ?? 9);
 const FAST = 10;
 const SLOW = 30;
 const settings: SimSettings = { initialCash: 10_000, feeBps: 0, slippageBps: 0, fill: 'next_open', lotStep: 0, closeAtEnd: true };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomWalk(n: number, seed: number): Columns & { ts: Float64Array } {
   const rnd = mulberry32(seed);
@@ -55,54 +45,7 @@ function randomWalk(n: number, seed: number): Columns & { ts: Float64Array } {
 
 /** (a) Hand-written loop: running sums, cross detection, next-open fills, all-in sizing, reversals. */
 function handLoop(cols: Columns): number {
-  const { open, close } = cols;
-  const n = close.length;
-  const fee = settings.feeBps / 10_000;
-  const equity = new Float64Array(n);
-  let sumF = 0;
-  let sumS = 0;
-  let prevF = NaN;
-  let prevS = NaN;
-  let cash = settings.initialCash;
-  let dir = 0;
-  let size = 0;
-  let pending = 0; // +1 go long, -1 go short
-  for (let i = 0; i < n; i++) {
-    if (pending !== 0) {
-      const px = open[i];
-      if (i === n - 1) {
-        // last bar: only the closing half of a reversal
-        if (dir !== 0) cash += dir * size * px - size * px * fee;
-        dir = 0;
-      } else {
-        if (dir !== 0) cash += dir * size * px - size * px * fee;
-        const q = cash / (1 + fee) / px;
-        cash -= pending * q * px + q * px * fee;
-        dir = pending;
-        size = q;
-      }
-      pending = 0;
-    }
-    if (i === n - 1) {
-      if (dir !== 0) cash += dir * size * open[i] - size * open[i] * fee;
-      dir = 0;
-      equity[i] = cash;
-      break;
-    }
-    const c = close[i];
-    sumF += c;
-    sumS += c;
-    if (i >= FAST) sumF -= close[i - FAST];
-    if (i >= SLOW) sumS -= close[i - SLOW];
-    const f = i >= FAST - 1 ? sumF / FAST : NaN;
-    const s = i >= SLOW - 1 ? sumS / SLOW : NaN;
-    if (prevF <= prevS && f > s && dir !== 1) pending = 1;
-    else if (prevF >= prevS && f < s && dir !== -1) pending = -1;
-    prevF = f;
-    prevS = s;
-    equity[i] = cash + dir * size * c;
-  }
-  return equity[n - 1];
+  return smaCrossLoop(cols.open, cols.close, { fast: FAST, slow: SLOW, initialCash: settings.initialCash, feeBps: settings.feeBps });
 }
 
 /** (b) The engine: compiled strategy in array mode, then the broker simulation. */

@@ -68,3 +68,63 @@ export async function generateCsv(path: string, rows: number, seed: number, opts
   await once(out, 'finish');
   return bytes;
 }
+
+/**
+ * The limit the backtest benchmarks compare against: a hand-written typed-array SMA(fast)/SMA(slow) cross loop with the
+ * engine's rules (decision on the close, fill at the next open, reversal = close then open with all cash, fee on every
+ * fill's notional, close at the last bar's open), writing an equity curve like the engine does. Returns final equity.
+ */
+export function smaCrossLoop(
+  open: Float64Array,
+  close: Float64Array,
+  opts: { fast: number; slow: number; initialCash: number; feeBps: number },
+): number {
+  const { fast, slow } = opts;
+  const n = close.length;
+  const fee = opts.feeBps / 10_000;
+  const equity = new Float64Array(n);
+  let sumF = 0;
+  let sumS = 0;
+  let prevF = NaN;
+  let prevS = NaN;
+  let cash = opts.initialCash;
+  let dir = 0;
+  let size = 0;
+  let pending = 0; // +1 go long, -1 go short
+  for (let i = 0; i < n; i++) {
+    if (pending !== 0) {
+      const px = open[i];
+      if (i === n - 1) {
+        // last bar: only the closing half of a reversal
+        if (dir !== 0) cash += dir * size * px - size * px * fee;
+        dir = 0;
+      } else {
+        if (dir !== 0) cash += dir * size * px - size * px * fee;
+        const q = cash / (1 + fee) / px;
+        cash -= pending * q * px + q * px * fee;
+        dir = pending;
+        size = q;
+      }
+      pending = 0;
+    }
+    if (i === n - 1) {
+      if (dir !== 0) cash += dir * size * open[i] - size * open[i] * fee;
+      dir = 0;
+      equity[i] = cash;
+      break;
+    }
+    const c = close[i];
+    sumF += c;
+    sumS += c;
+    if (i >= fast) sumF -= close[i - fast];
+    if (i >= slow) sumS -= close[i - slow];
+    const f = i >= fast - 1 ? sumF / fast : NaN;
+    const s = i >= slow - 1 ? sumS / slow : NaN;
+    if (prevF <= prevS && f > s && dir !== 1) pending = 1;
+    else if (prevF >= prevS && f < s && dir !== -1) pending = -1;
+    prevF = f;
+    prevS = s;
+    equity[i] = cash + dir * size * c;
+  }
+  return equity[n - 1];
+}

@@ -1,20 +1,11 @@
 import { describe, test } from 'node:test';
+import { mulberry32 } from '../../bench/gen.js';
 import assert from 'node:assert/strict';
 import { computeMetrics, type Metrics, type TradeLike } from '../../workers/engine/metrics.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rel = (a: number | null, b: number, what: string) => {
   assert.ok(a !== null, `${what} is null, expected ${b}`);

@@ -31,8 +31,9 @@ export default fp(
     const counts = new Array<number>(BUCKETS).fill(0);
     const stamps = new Array<number>(BUCKETS).fill(-1);
 
-    app.addHook('onResponse', async (_request, reply) => {
-      if (reply.statusCode < 500) return;
+    // Synchronous: it runs on every response, and an async hook costs a promise each time.
+    app.addHook('onResponse', function countServerErrors(_request, reply, done) {
+      if (reply.statusCode < 500) return done();
       const minute = Math.floor(Date.now() / BUCKET_MS);
       const i = minute % BUCKETS;
       if (stamps[i] !== minute) {
@@ -40,6 +41,7 @@ export default fp(
         counts[i] = 0;
       }
       counts[i]++;
+      done();
     });
 
     app.decorate('diagnostics', {

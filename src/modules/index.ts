@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
+import { validatorCompiler } from '@fastify/type-provider-zod';
+import { serializerCompiler } from '../plugins/serializer.js';
 import healthRoutes from './health/health.routes.js';
 import authModule from './auth/index.js';
 import adminModule from './admin/index.js';

@@ -49,12 +49,13 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
     report(0.95);
 
     const ts = cols.ts!.subarray(from, to);
+    const trades = sim.tradeLog.records();
     const metrics = computeMetrics({
       ts,
       close: cols.close.subarray(from, to),
       equity: sim.equity,
       initialCash: settings.initialCash,
-      trades: sim.trades,
+      trades,
       firstBar: from,
       feesPaid: sim.feesPaid,
     });
@@ -63,7 +64,7 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
     return {
       engineVersion: ENGINE_VERSION,
       metrics,
-      trades: sim.trades,
+      trades,
       equity,
       bars: n,
       fromIndex: from,

@@ -5,10 +5,12 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { StrategyDoc } from './engine/dsl.js';
 import type { Metrics } from './engine/metrics.js';
-import type { OpenPosition, SimSettings, Trade } from './engine/simulate.js';
+import type { OpenPosition, SimSettings } from './engine/simulate.js';
+import type { TradeRecords } from './engine/trades.js';
 
 export type { Metrics } from './engine/metrics.js';
-export type { SimSettings, Trade, ExitReason, OpenPosition } from './engine/simulate.js';
+export type { SimSettings, OpenPosition } from './engine/simulate.js';
+export type { Trade, ExitReason, TradeRecords } from './engine/trades.js';
 export type { StrategyDoc, Issue } from './engine/dsl.js';
 
 /** OHLCV columns: each a SharedArrayBuffer of Float64 values, all of the same length; ts = bar open time, epoch ms. */
@@ -55,7 +57,8 @@ export interface BacktestTask {
 export interface BacktestResult {
   engineVersion: string;
   metrics: Metrics;
-  trades: Trade[];
+  /** Closed trades as packed records (workers/engine/trades.ts: `unpackTrades` makes objects of them). */
+  trades: TradeRecords;
   /** Downsampled equity curve: bar open times and equity at those bars' closes. */
   equity: { t: number[]; equity: number[] };
   /** Number of bars simulated, and their absolute [from, to) indexes in the columns. */

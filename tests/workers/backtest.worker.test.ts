@@ -6,6 +6,7 @@ import ts from 'typescript';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import runBacktest, { ENGINE_VERSION } from '../../workers/backtest.worker.js';
+import { unpackTrades } from '../../workers/engine/trades.js';
 import type { BacktestResult, BacktestTask, ProgressMessage, SharedColumns } from '../../workers/types.js';
 
 const example = (name: string) => JSON.parse(readFileSync(new URL(`../../examples/strategies/${name}.json`, import.meta.url), 'utf8'));
@@ -66,14 +67,16 @@ describe('backtest worker function', () => {
     const ts = new Float64Array(btc.ts);
     assert.equal(r.equity.t[0], ts[1000]);
     assert.equal(r.equity.t[49], ts[20_999]);
-    assert.equal(r.metrics.trades, r.trades.length);
-    assert.ok(r.trades.length > 10);
-    assert.ok(r.trades.every((t) => t.entryBar >= 1000 && t.exitBar < 21_000 && t.exitBar >= t.entryBar));
+    const trades = unpackTrades(r.trades);
+    assert.equal(r.metrics.trades, trades.length);
+    assert.ok(trades.length > 10);
+    assert.ok(trades.every((t) => t.entryBar >= 1000 && t.exitBar < 21_000 && t.exitBar >= t.entryBar));
+    assert.ok(trades.every((t) => t.entryTime === ts[t.entryBar] && t.exitTime === ts[t.exitBar]));
     // the equity curve ends at initial cash + the sum of trade pnls (closeAtEnd)
-    const pnl = r.trades.reduce((s, t) => s + t.pnl, 0);
+    const pnl = trades.reduce((s, t) => s + t.pnl, 0);
     assert.ok(Math.abs(r.equity.equity[49] - (10_000 + pnl)) < 1e-6);
     assert.ok(Math.abs(r.metrics.finalEquity - (10_000 + pnl)) < 1e-6);
-    assert.ok(r.decisions >= r.trades.length);
+    assert.ok(r.decisions >= trades.length);
   });
 
   test('a timestamp range selects the same bars as the equivalent indexes', async () => {

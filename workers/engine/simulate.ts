@@ -14,6 +14,8 @@
  * Every fill price is moved against the trader by `slippageBps`; every fill pays `feeBps` of its notional.
  */
 import type { Level, ParamValues, Sizing, StrategyDoc } from './dsl.js';
+import * as T from './trades.js';
+import type { Trade } from './trades.js';
 import { numberOf } from './dsl.js';
 import {
   CLOSE,
@@ -51,29 +53,8 @@ export const DEFAULT_SETTINGS: SimSettings = {
   closeAtEnd: true,
 };
 
-export type ExitReason = 'signal' | 'reverse' | 'stopLoss' | 'takeProfit' | 'trailingStop' | 'end';
+export type { ExitReason, Trade, TradeRecords } from './trades.js';
 
-export interface Trade {
-  side: 'long' | 'short';
-  /** Bar indexes (into the full columns) and open times (epoch ms) of the bars in which the fills happened. */
-  entryBar: number;
-  exitBar: number;
-  entryTime: number;
-  exitTime: number;
-  /** Fill prices, slippage included. */
-  entryPrice: number;
-  exitPrice: number;
-  size: number;
-  /** Net of both fees. */
-  pnl: number;
-  /** 100 * pnl / (size * entryPrice). */
-  pnlPct: number;
-  /** Entry fee + exit fee. */
-  fees: number;
-  exitReason: ExitReason;
-}
-
-const EXIT_REASONS: readonly ExitReason[] = ['signal', 'reverse', 'stopLoss', 'takeProfit', 'trailingStop', 'end'];
 const SIGNAL = 0;
 const REVERSE = 1;
 const STOP_LOSS = 2;
@@ -115,23 +96,19 @@ const FEE = 17;
 const SLIP = 18;
 const STATE_SIZE = 19;
 
-/** Numbers per trade in a TradeLog chunk: side, reason, entryBar, exitBar, entryPrice, exitPrice, size, pnl, fees. */
-const TRADE_FIELDS = 9;
 /** Trades per TradeLog chunk: the first is small, each next one twice as big, up to the maximum. */
 const FIRST_CHUNK = 256;
 const MAX_CHUNK = 16_384;
 
 /**
- * Closed trades stored in typed-array chunks (no per-trade object or boxed number while the simulation runs);
- * `toArray()` materialises `Trade` objects. Growing adds a chunk instead of reallocating and copying one big
- * array: a long backtest then allocates about the log's final size once (not twice over in copies), which keeps
- * both the copying and the garbage collections triggered by large buffers off the simulation.
+ * Closed trades as packed records (./trades.ts) in typed-array chunks: no per-trade object or boxed number while
+ * the simulation runs. Growing adds a chunk instead of reallocating and copying one big array: a long backtest
+ * then allocates about the log's final size once (not twice over in copies), which keeps both the copying and the
+ * garbage collections triggered by large buffers off the simulation. `records()` joins the chunks.
  */
 export class TradeLog {
   length = 0;
   private readonly chunks: Float64Array[] = [];
-  /** Index of the first trade of each chunk. */
-  private readonly starts: number[] = [];
   /** The chunk being filled, the index of its first trade and its capacity (in trades). */
   private cur = new Float64Array(0);
   private curStart = 0;
@@ -146,71 +123,57 @@ export class TradeLog {
   push(s: Float64Array, exitBar: number, reason: number): void {
     if (this.length - this.curStart === this.curCap) this.addChunk();
     const n = this.cur;
-    const o = (this.length - this.curStart) * TRADE_FIELDS;
-    n[o] = s[DIR];
-    n[o + 1] = reason;
-    n[o + 2] = s[ENTRY_BAR];
-    n[o + 3] = exitBar;
-    n[o + 4] = s[ENTRY_PRICE];
-    n[o + 5] = s[EXIT_PRICE];
-    n[o + 6] = s[SIZE];
-    n[o + 7] = s[PNL];
-    n[o + 8] = s[FEES];
+    const o = (this.length - this.curStart) * T.TRADE_FIELDS;
+    const entryBar = s[ENTRY_BAR];
+    n[o + T.SIDE] = s[DIR];
+    n[o + T.ENTRY_BAR] = entryBar;
+    n[o + T.EXIT_BAR] = exitBar;
+    n[o + T.ENTRY_TIME] = this.ts ? this.ts[entryBar] : entryBar;
+    n[o + T.EXIT_TIME] = this.ts ? this.ts[exitBar] : exitBar;
+    n[o + T.ENTRY_PRICE] = s[ENTRY_PRICE];
+    n[o + T.EXIT_PRICE] = s[EXIT_PRICE];
+    n[o + T.SIZE] = s[SIZE];
+    n[o + T.PNL] = s[PNL];
+    n[o + T.PNL_PCT] = (100 * s[PNL]) / (s[SIZE] * s[ENTRY_PRICE]);
+    n[o + T.FEES] = s[FEES];
+    n[o + T.EXIT_REASON] = reason;
     this.length++;
   }
 
   private addChunk(): void {
     const cap = this.curCap === 0 ? FIRST_CHUNK : Math.min(MAX_CHUNK, this.curCap * 2);
-    this.cur = new Float64Array(cap * TRADE_FIELDS);
+    this.cur = new Float64Array(cap * T.TRADE_FIELDS);
     this.curStart = this.length;
     this.curCap = cap;
     this.chunks.push(this.cur);
-    this.starts.push(this.length);
+  }
+
+  /** All trades as one packed array (a copy of the chunks). */
+  records(): T.TradeRecords {
+    const out = new Float64Array(this.length * T.TRADE_FIELDS);
+    let o = 0;
+    for (const c of this.chunks) {
+      const len = Math.min(c.length, out.length - o);
+      out.set(len === c.length ? c : c.subarray(0, len), o);
+      o += len;
+    }
+    return out;
   }
 
   get(i: number): Trade {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`trade ${i} of ${this.length}`);
-    // Last chunk starting at or before i (binary search; chunks are few).
-    let lo = 0;
-    let hi = this.starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (this.starts[mid] <= i) lo = mid;
-      else hi = mid - 1;
+    // Chunk capacities are FIRST_CHUNK, 2·FIRST_CHUNK, ... up to MAX_CHUNK: walk them (they are few).
+    let start = 0;
+    for (const c of this.chunks) {
+      const cap = c.length / T.TRADE_FIELDS;
+      if (i < start + cap) return T.tradeAt(c, i - start);
+      start += cap;
     }
-    return this.read(this.chunks[lo], (i - this.starts[lo]) * TRADE_FIELDS);
-  }
-
-  private read(n: Float64Array, o: number): Trade {
-    const entryBar = n[o + 2];
-    const exitBar = n[o + 3];
-    const entryPrice = n[o + 4];
-    const size = n[o + 6];
-    const pnl = n[o + 7];
-    return {
-      side: n[o] > 0 ? 'long' : 'short',
-      entryBar,
-      exitBar,
-      entryTime: this.ts ? this.ts[entryBar] : entryBar,
-      exitTime: this.ts ? this.ts[exitBar] : exitBar,
-      entryPrice,
-      exitPrice: n[o + 5],
-      size,
-      pnl,
-      pnlPct: (100 * pnl) / (size * entryPrice),
-      fees: n[o + 8],
-      exitReason: EXIT_REASONS[n[o + 1]],
-    };
+    throw new RangeError(`trade ${i} of ${this.length}`);
   }
 
   toArray(): Trade[] {
-    const out: Trade[] = new Array(this.length);
-    for (let c = 0; c < this.chunks.length; c++) {
-      const start = this.starts[c];
-      const end = Math.min(this.length, c + 1 < this.starts.length ? this.starts[c + 1] : this.length);
-      for (let i = start; i < end; i++) out[i] = this.read(this.chunks[c], (i - start) * TRADE_FIELDS);
-    }
-    return out;
+    return T.unpackTrades(this.records());
   }
 }
 

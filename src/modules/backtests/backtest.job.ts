@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { BacktestResult, BacktestTask } from '../../../workers/types.js';
+import { tradeCount } from '../../../workers/engine/trades.js';
 import { encodeEquity, encodeTradeChunks } from './backtests.codec.js';
 
 export interface JobTask extends BacktestTask {
@@ -48,5 +49,5 @@ export default async function runJobTask(task: JobTask): Promise<JobResult> {
   const { workerModule, ...inner } = task;
   const run = await load(workerModule);
   const { trades, equity, ...rest } = await run(inner);
-  return { ...rest, tradesCount: trades.length, tradeChunks: encodeTradeChunks(trades), equityData: encodeEquity(equity).toString('base64'), equityPoints: equity.t.length };
+  return { ...rest, tradesCount: tradeCount(trades), tradeChunks: encodeTradeChunks(trades), equityData: encodeEquity(equity).toString('base64'), equityPoints: equity.t.length };
 }

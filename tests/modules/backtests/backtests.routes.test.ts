@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import runBacktest from '../../../workers/backtest.worker.js';
+import { unpackTrades } from '../../../workers/engine/trades.js';
 import { ENGINE_VERSION } from '../../../workers/engine/version.js';
 import { decimalString } from '../../../src/modules/datasets/datasets.service.js';
 import type { BusEvent } from '../../../src/plugins/event-bus.js';
@@ -46,8 +47,9 @@ describe('POST /backtest/start -> GET /backtest/result', () => {
     assert.equal(result.metrics.finalEquity, decimalString(finalEquity));
     assert.equal(result.metrics.feesPaid, decimalString(feesPaid));
     for (const [k, v] of Object.entries(rest)) assert.equal(result.metrics[k], v, `metrics.${k}`);
-    assert.ok(direct.trades.length > 10, 'the strategy trades on this data');
-    assert.equal(result.trades.total, direct.trades.length);
+    const directTrades = unpackTrades(direct.trades);
+    assert.ok(directTrades.length > 10, 'the strategy trades on this data');
+    assert.equal(result.trades.total, directTrades.length);
     assert.equal(result.bars, direct.bars);
     assert.deepEqual(result.resolvedParams, { fast: 12, slow: 40 });
 
@@ -63,7 +65,7 @@ describe('POST /backtest/start -> GET /backtest/result', () => {
     // First page of trades, money as decimal strings, times as ISO.
     assert.equal(result.trades.items.length, 5);
     assert.equal(result.trades.nextOffset, 5);
-    const t0 = direct.trades[0];
+    const t0 = directTrades[0];
     assert.deepEqual(result.trades.items[0], {
       side: t0.side,
       entryBar: t0.entryBar,
@@ -94,7 +96,7 @@ describe('POST /backtest/start -> GET /backtest/result', () => {
     const completed = mine.find((e) => e.type === 'backtest.completed');
     assert.ok(completed, 'completed event');
     assert.equal(completed.finalEquity, decimalString(finalEquity));
-    assert.equal(completed.trades, direct.trades.length);
+    assert.equal(completed.trades, directTrades.length);
   });
 
   test('an inline document gives the same result as the saved one; trades pages tile the whole list', async (t) => {

@@ -83,6 +83,7 @@ export const EnvSchema = z.object({
   BACKTEST_QUEUE_MAX: int(64, 1),
   BACKTEST_USER_CONCURRENCY: int(2, 1),
   DATASET_MAX_BYTES: int(1_073_741_824, 1024),
+  DATASET_CACHE_MB: int(256, 0).describe('Memory for the columns of recently used datasets (backtests skip reading the file); 0 = off'),
   DATASETS_DIR: optionalString.describe('Read-only CSV files offered to every user; default DATA_DIR/datasets'),
   COLUMNAR_DIR: optionalString.describe('Imported datasets (columnar <sha256>.bin files); default DATA_DIR/columnar'),
 
@@ -166,6 +167,7 @@ const parsedEnv = EnvSchema.transform((e) => ({
   },
   datasets: {
     maxBytes: e.DATASET_MAX_BYTES,
+    cacheBytes: e.DATASET_CACHE_MB * 1024 * 1024,
     filesDir: e.DATASETS_DIR ?? path.join(e.DATA_DIR, 'datasets'),
     columnarDir: e.COLUMNAR_DIR ?? path.join(e.DATA_DIR, 'columnar'),
   },

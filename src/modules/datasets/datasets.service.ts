@@ -15,6 +15,7 @@ import type { Db } from '../../db/client.js';
 import { HttpProblem, conflict, notFound } from '../../errors.js';
 import type { EventBus } from '../../plugins/event-bus.js';
 import { audit, type AuditEntry } from '../audit/index.js';
+import { ColumnCache } from './column-cache.js';
 import { ColumnarFormatError, isCompleteColumnarFile, readColumns, type SharedOhlcvColumns, type TimeRange } from './columnar.js';
 import { ingestCsv, type IngestInput, type IngestResult } from './ingest.js';
 import { assertSafeDatasetName, listDatasetFiles, resolveDatasetFile, type DatasetFileInfo } from './safe-path.js';
@@ -55,6 +56,8 @@ export interface UploadInput {
 export interface DatasetsServiceDeps {
   db: Db;
   maxBytes: number;
+  /** Byte budget of the in-memory column cache (0 = none). */
+  cacheBytes?: number;
   filesDir: string;
   columnarDir: string;
   eventBus?: Pick<EventBus, 'publish'>;
@@ -118,6 +121,8 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
   let timer: NodeJS.Timeout | undefined;
 
   const storagePath = (row: Pick<DatasetRow, 'storageFile'>) => join(columnarDir, row.storageFile ?? '');
+  /** Columns of recently used stored files, keyed by file name (`<sha256>.bin`). */
+  const cache = new ColumnCache(deps.cacheBytes ?? 0);
 
   const publish = (userId: string, event: Record<string, unknown>) => {
     deps.eventBus?.publish(`user:${userId}`, { type: 'dataset.progress', ...event }).catch((err: unknown) => {
@@ -170,6 +175,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
   /** Removes `<sha256>.bin` when no row references that content any more. Call inside a transaction holding lockSha. */
   async function unlinkIfUnreferenced(sha256: string, tx: Parameters<Parameters<Db['transaction']>[0]>[0]): Promise<boolean> {
     if ((await repo.countBySha(sha256, undefined, tx)) > 0) return false;
+    cache.delete(`${sha256}.bin`);
     await unlink(join(columnarDir, `${sha256}.bin`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
@@ -260,6 +266,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
         return updated;
       });
       if (!ready) throw conflict('The dataset was deleted while it was being imported', 'DATASET_IMPORT_CANCELLED');
+      cache.set(`${r.sha256}.bin`, { rows: r.rows, columns: r.columns });
       publish(row.userId, { datasetId: row.id, name: row.name, phase: 'ready', bytes: r.bytes, totalBytes, rows: r.rows });
       return ready;
     } catch (err) {
@@ -376,7 +383,14 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
   async function openRow(row: DatasetRow, refId: string, range: TimeRange): Promise<OpenedDataset> {
     let read;
     try {
-      read = await readColumns(storagePath(row), range);
+      const key = row.storageFile ?? '';
+      read = cache.read(key, range);
+      if (!read && row.rows !== null && cache.fits(row.rows)) {
+        const all = await readColumns(storagePath(row));
+        cache.set(key, all);
+        read = cache.read(key, range);
+      }
+      read ??= await readColumns(storagePath(row), range);
     } catch (err) {
       if (err instanceof ColumnarFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
         log.error({ err, datasetId: row.id }, 'stored dataset file is missing or corrupt');

@@ -19,8 +19,8 @@ declare module 'fastify' {
  */
 export default fp(
   async function datasetsModule(app: FastifyInstance) {
-    const { maxBytes, filesDir, columnarDir } = app.config.datasets;
-    const service = createDatasetsService({ db: app.database.db, maxBytes, filesDir, columnarDir, eventBus: app.eventBus, log: app.log });
+    const { maxBytes, cacheBytes, filesDir, columnarDir } = app.config.datasets;
+    const service = createDatasetsService({ db: app.database.db, maxBytes, cacheBytes, filesDir, columnarDir, eventBus: app.eventBus, log: app.log });
     app.decorate('datasetsService', service);
     await app.onDatabaseReady('dataset-import-recovery', () => service.recoverInterrupted(app.database.kind === 'pglite' ? 0 : STALE_IMPORT_MS));
     service.start();

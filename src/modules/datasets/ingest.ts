@@ -42,7 +42,7 @@ import { join, resolve } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { HttpProblem, badRequest } from '../../errors.js';
 import { isCompleteColumnarFile, writeColumns } from './columnar.js';
-import type { OhlcvColumns } from './columnar.js';
+import type { OhlcvColumns, SharedOhlcvColumns } from './columnar.js';
 
 export interface IngestOptions {
   /** Directory that receives `<sha256>.bin` (created if missing). */
@@ -108,6 +108,8 @@ export interface IngestResult {
   file: string;
   /** True when an identical dataset was already stored and the file was reused. */
   reused: boolean;
+  /** The stored bars, as `readColumns` would return them (for the dataset cache). */
+  columns: SharedOhlcvColumns;
 }
 
 export type IngestInput = AsyncIterable<Buffer | Uint8Array | string> | NodeJS.ReadableStream;
@@ -276,22 +278,41 @@ function unitClass(v: number): number {
   return a < 1e11 ? 0 : a < 1e14 ? 1 : a < 1e17 ? 2 : 3;
 }
 
+/** Rows parsed into a small buffer before they are appended to the columns. */
+const STAGE_ROWS = 16_384;
+/** Largest column a SharedArrayBuffer can hold here (4 GiB). */
+const MAX_COLUMN_ROWS = 2 ** 29;
+
+/**
+ * A column in a growable SharedArrayBuffer: address space for the largest possible input is reserved up front
+ * (nothing is committed), and each batch of staged rows grows it by exactly their size. The column is never
+ * copied while it grows, ends exactly as long as the data, and is handed to worker threads and the dataset cache
+ * as it is.
+ */
 class Column {
-  data: Float64Array;
-  constructor(capacity: number) {
-    this.data = new Float64Array(capacity);
+  readonly sab: SharedArrayBuffer;
+  private readonly view: Float64Array;
+  readonly stage = new Float64Array(STAGE_ROWS);
+  constructor(maxRows: number) {
+    this.sab = new SharedArrayBuffer(0, { maxByteLength: maxRows * 8 });
+    this.view = new Float64Array(this.sab); // length-tracking
   }
-  grow(): void {
-    const next = new Float64Array(this.data.length * 2);
-    next.set(this.data);
-    this.data = next;
+  /** Appends the first `k` staged values at row `at`. */
+  flush(at: number, k: number): void {
+    this.sab.grow((at + k) * 8);
+    this.view.set(k === STAGE_ROWS ? this.stage : this.stage.subarray(0, k), at);
+  }
+  get data(): Float64Array {
+    return this.view;
   }
 }
 
 class Scanner {
-  // parsed rows
+  // parsed rows: n in all, of which the last k are still staged
   n = 0;
-  private readonly cols = [0, 1, 2, 3, 4, 5].map(() => new Column(1 << 14));
+  private k = 0;
+  private readonly cols: Column[];
+  private readonly maxRows: number;
   // layout from the header
   private roles: Int8Array = new Int8Array(0);
   private nFields = 0;
@@ -312,6 +333,12 @@ class Scanner {
   private lastTs = Number.NEGATIVE_INFINITY;
   // per-row scratch
   private readonly row = new Float64Array(6);
+
+  /** `maxBytes`: the input's size limit; a data line takes at least 10 bytes (`1,1,1,1,1\n`), which bounds the rows. */
+  constructor(maxBytes: number) {
+    this.maxRows = Math.min(MAX_COLUMN_ROWS, Math.floor(maxBytes / 10) + 1);
+    this.cols = [0, 1, 2, 3, 4, 5].map(() => new Column(this.maxRows));
+  }
 
   push(buf: Buffer): void {
     let pos = 0;
@@ -364,8 +391,17 @@ class Scanner {
     if (this.n === 0) throw invalid(this.line + 1, 'no data rows');
   }
 
+  /** The parsed columns (each exactly n long, in its own SharedArrayBuffer). */
   columns(): Float64Array[] {
-    return this.cols.map((c) => c.data.subarray(0, this.n));
+    this.flush();
+    return this.cols.map((c) => c.data);
+  }
+
+  private flush(): void {
+    if (this.k === 0) return;
+    const at = this.n - this.k;
+    for (const col of this.cols) col.flush(at, this.k);
+    this.k = 0;
   }
 
   private parseLine(buf: Buffer, s: number, e: number): void {
@@ -573,16 +609,18 @@ class Scanner {
     if ((o === 0 || h === 0 || l === 0 || c === 0) && this.nonPositivePrice++ === 0) this.firstLines.nonPositivePrice = this.line;
     if (ts < this.lastTs && this.outOfOrder++ === 0) this.firstLines.outOfOrder = this.line;
     this.lastTs = ts;
-    const i = this.n;
+    if (this.k === STAGE_ROWS) this.flush();
+    if (this.n === this.maxRows) throw invalid(this.line, `more than ${this.maxRows} rows`);
+    const k = this.k;
     const cols = this.cols;
-    if (i === cols[0].data.length) for (const col of cols) col.grow();
-    cols[0].data[i] = ts;
-    cols[1].data[i] = o;
-    cols[2].data[i] = h;
-    cols[3].data[i] = l;
-    cols[4].data[i] = c;
-    cols[5].data[i] = v;
-    this.n = i + 1;
+    cols[0].stage[k] = ts;
+    cols[1].stage[k] = o;
+    cols[2].stage[k] = h;
+    cols[3].stage[k] = l;
+    cols[4].stage[k] = c;
+    cols[5].stage[k] = v;
+    this.k = k + 1;
+    this.n++;
   }
 }
 
@@ -701,7 +739,7 @@ export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promis
   const { signal } = opts;
   if (signal?.aborted) throw abortError(signal);
   const hash = createHash('sha256');
-  const scanner = new Scanner();
+  const scanner = new Scanner(opts.maxBytes);
   let bytes = 0;
   // A Readable is destroyed on abort, so even a stalled upload stops at once; other iterables are checked per chunk.
   // Stopping early for any other reason (bad line, too large) leaves a Readable undestroyed: the caller owns it, and
@@ -799,5 +837,14 @@ export async function ingestCsv(input: IngestInput, opts: IngestOptions): Promis
     warnings,
     file,
     reused,
+    columns: { ts: shared(ts), open: shared(open), high: shared(high), low: shared(low), close: shared(close), volume: shared(volume) },
   };
+}
+
+/** The column's own SharedArrayBuffer when it fills one exactly (the usual case), else a copy in a new one. */
+function shared(col: Float64Array): SharedArrayBuffer {
+  if (col.buffer instanceof SharedArrayBuffer && col.byteOffset === 0 && col.byteLength === col.buffer.byteLength) return col.buffer;
+  const sab = new SharedArrayBuffer(col.byteLength);
+  new Float64Array(sab).set(col);
+  return sab;
 }

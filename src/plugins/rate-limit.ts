@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
 import { Redis } from 'ioredis';
 import { tooManyRequests } from '../errors.js';
+import { SharedRedisStore } from './rate-limit-store.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,6 +17,14 @@ export const rateLimitKey = (request: FastifyRequest) => {
   const user = (request as FastifyRequest & { user?: { sub?: string } }).user;
   return user?.sub ? `user:${user.sub}` : `ip:${request.ip}`;
 };
+
+function sharedStore(redis: Redis): RateLimitOptions['store'] {
+  return class GlobalSharedStore extends SharedRedisStore {
+    constructor(params: RateLimitOptions) {
+      super({ redis, prefix: 'rl:', fast: true, continueExceeding: params.continueExceeding, exponentialBackoff: params.exponentialBackoff });
+    }
+  } as unknown as RateLimitOptions['store'];
+}
 
 /**
  * @fastify/rate-limit with counters in Redis when REDIS_URL is set (several API instances share one limit), in memory
@@ -51,8 +60,10 @@ export default fp(
       max: cfg.max,
       timeWindow: cfg.windowMs,
       keyGenerator: rateLimitKey,
-      redis,
-      nameSpace: 'rl:',
+      // Redis: our store (same keys, commands and counters as the library's RedisStore) answers requests far from the
+      // global limit without waiting for Redis; route policies (auth, account, not found) always wait. See
+      // rate-limit-store.ts for the exact rule and the cross-instance bound.
+      store: redis ? sharedStore(redis) : undefined,
       skipOnError: false,
       enableDraftSpec: true,
       errorResponseBuilder: (_request, context) => {

@@ -4,7 +4,7 @@
  *
  * On a seeded CSV (bench/gen.ts, seed 42) it measures, each phase in its own child process (so peak RSS is per phase):
  *  (1) parse:    ingestCsv of the file (scanner -> columns, sha256, quality, columnar file) — the baseline throughput
- *  (2) e2e:      over HTTP on a listening app: POST /datasets (streamed body) + POST /backtest/start + polling
+ *  (2) e2e:      over HTTP on a listening app: POST /datasets (`curl --data-binary`, its own process) + POST /backtest/start + polling
  *                GET /backtest/result until succeeded (target >= 0.9x parse-only rows/s); peak RSS growth of the
  *                process over its idle baseline (target <= 150 MB)
  *  (3) stored:   a backtest of the stored columnar dataset through the API (start -> succeeded), and its parts
@@ -15,16 +15,17 @@
  *                next to the idle p99; the server runs in a child process (bench/lib.ts), like production
  * Medians over `reps` are reported, side by side with their ratios.
  */
-import { fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { generateCsv, smaCrossLoop } from './gen.js';
 import { benchDatabase, load, median, postJson, startServer, type StartedServer } from './lib.js';
 
+const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const SMA_CROSS = JSON.parse(await readFile(path.join(root, 'examples/strategies/sma-cross.json'), 'utf8')) as Record<string, unknown>;
@@ -98,16 +99,18 @@ async function api(base: string, token: string, method: string, url: string, bod
   return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
+/** POST /datasets the way the README shows it: `curl --data-binary @file` (a separate process, like a real client). */
 async function upload(base: string, token: string, file: string): Promise<string> {
-  const res = await fetch(`${base}/datasets?name=bench`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' },
-    body: Readable.toWeb(createReadStream(file, { highWaterMark: 65536 })) as ReadableStream,
-    duplex: 'half',
-  } as RequestInit);
-  const json = (await res.json()) as { id: string };
-  if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(json)}`);
-  return json.id as string;
+  const { stdout } = await execFileAsync('curl', [
+    '-sS', '-X', 'POST', '--data-binary', `@${file}`,
+    '-H', 'content-type: text/csv', '-H', `authorization: Bearer ${token}`,
+    '-w', '\n%{http_code}', `${base}/datasets?name=bench`,
+  ], { maxBuffer: 1 << 24 });
+  const cut = stdout.lastIndexOf('\n');
+  const status = Number(stdout.slice(cut + 1));
+  const json = JSON.parse(stdout.slice(0, cut)) as { id: string };
+  if (status !== 201) throw new Error(`upload: ${status} ${JSON.stringify(json)}`);
+  return json.id;
 }
 
 async function backtest(base: string, token: string, datasetId: string): Promise<{ id: string; result: any }> {

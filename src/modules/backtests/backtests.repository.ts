@@ -13,6 +13,9 @@ const { equityData: _equity, ...headColumns } = getTableColumns(backtests);
 
 const ACTIVE: BacktestStatus[] = ['queued', 'running'];
 
+/** Trade chunks written per INSERT. */
+const CHUNKS_PER_INSERT = 8;
+
 export function createBacktestsRepository(db: DbOrTx) {
   return {
     async insert(row: BacktestInsert, tx: DbOrTx = db): Promise<BacktestHead> {
@@ -51,10 +54,11 @@ export function createBacktestsRepository(db: DbOrTx) {
     /** Stores a result's trade chunks (replacing any of an earlier attempt), one short statement each. */
     async replaceTradeChunks(id: string, chunks: string[], tx: DbOrTx = db): Promise<void> {
       await tx.delete(backtestTradeChunks).where(eq(backtestTradeChunks.backtestId, id));
-      for (const [seq, data] of chunks.entries()) {
-        await tx.insert(backtestTradeChunks).values({ backtestId: id, seq, data });
-        // Let requests in between (PGlite runs statements on this thread).
-        await new Promise((resolve) => setImmediate(resolve));
+      // A few chunks (128 KiB each) per statement: fewer round trips, and requests still get in between (PGlite
+      // runs statements on this thread).
+      for (let i = 0; i < chunks.length; i += CHUNKS_PER_INSERT) {
+        await tx.insert(backtestTradeChunks).values(chunks.slice(i, i + CHUNKS_PER_INSERT).map((data, k) => ({ backtestId: id, seq: i + k, data })));
+        if (i + CHUNKS_PER_INSERT < chunks.length) await new Promise((resolve) => setImmediate(resolve));
       }
     },
 

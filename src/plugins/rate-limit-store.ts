@@ -3,28 +3,35 @@ import type { Redis } from 'ioredis';
 /**
  * Rate-limit counters in Redis (a store for @fastify/rate-limit), shared by every API instance.
  *
- * Same Redis data and commands as @fastify/rate-limit's own RedisStore (one Lua script: INCR, PEXPIRE on the first
- * hit of a window, PTTL; same key names), so instances running either store share one limit. The difference is when
- * a request waits for Redis:
+ * Same Redis data as @fastify/rate-limit's own RedisStore (its Lua script, with INCRBY n instead of INCR: PEXPIRE
+ * when the increment creates the key, else PTTL; same key names), so instances running either store share one limit.
+ * The difference is when a request waits for Redis:
  *
- * - exact (route policies: auth, account, not-found): every request waits for its INCR, as before.
- * - fast (the global per-user / per-IP limit): every admitted request still sends its INCR, but while this instance
- *   knows the key to be far from its limit it answers without waiting for the reply. "Far" means: this instance's
- *   count for the key — the count Redis last returned plus its own increments sent since — is at most half the limit
- *   with this request, that count came from a reply to an INCR sent less than FRESH_MS ago, and the window it belongs
- *   to has not ended. From half the limit on (or with stale or no knowledge, or after a Redis error) every request
- *   waits for Redis and the decision (429 or not) is Redis's, exactly as before. The RateLimit headers of an
- *   unwaited request are computed from that count (exact with a single instance; with several, other instances'
- *   increments since the last reply are not in `remaining` yet).
+ * - exact (route policies: auth, account, not-found): every request waits for its own increment's answer, as before.
+ * - fast (the global per-user / per-IP limit): every admitted request is still counted in Redis, but while this
+ *   instance knows the key to be far from its limit it answers without waiting, and its increment goes out with the
+ *   others of the same key (one INCRBY per key at most every FLUSH_MS). "Far" means: this instance's count for the
+ *   key — the count Redis last returned plus its own increments after that one — is at most half the limit with this
+ *   request, that count came from an increment sent less than FRESH_MS ago, and the window it belongs to has not
+ *   ended. From half the limit on (or with stale or no knowledge, or after a Redis error) every request waits, its
+ *   increment goes out at once together with any not yet sent, and the decision (429 or not) is Redis's, as before.
+ *   The RateLimit headers of an unwaited request are computed from that count (exact with a single instance; with
+ *   several, other instances' increments since the last reply are not in `remaining` yet).
  *
- *   Shared-limit bound: an instance can only admit without waiting while the count it knows is ≤ max/2 and at most
- *   FRESH_MS old, and every reply brings it up to date (one Redis round trip behind). A limit can therefore only be
- *   overshot when the other instances push the same key past the remaining half within that round trip / freshness
- *   window — never by one instance on its own, and never on the auth policies.
+ *   Shared-limit bound: an instance admits without waiting only while the count it knows is ≤ max/2 and recent, and
+ *   its own increments reach Redis within FLUSH_MS. A limit can only be overshot when other instances push the same
+ *   key past the remaining half faster than that (within FLUSH_MS + a round trip) — never by one instance on its own,
+ *   and never on the auth policies.
  */
 
 /** How long a Redis answer about a key counts as fresh enough to admit without waiting. */
 export const FRESH_MS = 1000;
+/**
+ * Increments of requests answered without waiting are sent together, one INCRBY per key at most every FLUSH_MS: a
+ * busy key costs a few Redis round trips per second instead of one per request (each one a write and a read
+ * syscall here and a script run in Redis). Other instances see them at most FLUSH_MS + one round trip later.
+ */
+export const FLUSH_MS = 10;
 /** Keys whose state this instance remembers (the oldest is dropped first). */
 const MAX_KEYS = 10_000;
 
@@ -78,7 +85,7 @@ interface KeyState {
   count: number;
   /** Increments sent and awaiting their reply. */
   pending: number;
-  /** Increments of requests answered without waiting, not sent yet (they go out together once per event-loop turn). */
+  /** Increments of requests answered without waiting, not sent yet (they go out together, see FLUSH_MS). */
   unsent: number;
   timeWindow: number;
   max: number;
@@ -167,12 +174,12 @@ export class SharedRedisStore {
     this.queued.push(state);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      setTimeout(this.flush, FLUSH_MS).unref();
     }
   }
 
-  /** Sends the increments of the requests answered without waiting: one INCRBY per key per event-loop turn. */
-  private readonly flush = () => {
+  /** Sends the increments of the requests answered without waiting: one INCRBY per key per FLUSH_MS. */
+  readonly flush = () => {
     this.flushScheduled = false;
     const queued = this.queued;
     this.queued = [];

@@ -18,10 +18,12 @@ export const rateLimitKey = (request: FastifyRequest) => {
   return user?.sub ? `user:${user.sub}` : `ip:${request.ip}`;
 };
 
-function sharedStore(redis: Redis): RateLimitOptions['store'] {
+/** The store class @fastify/rate-limit instantiates (`new Store(globalParams)`); `created` sees the instance. */
+function sharedStore(redis: Redis, created: (store: SharedRedisStore) => void): RateLimitOptions['store'] {
   return class GlobalSharedStore extends SharedRedisStore {
     constructor(params: RateLimitOptions) {
       super({ redis, prefix: 'rl:', fast: true, continueExceeding: params.continueExceeding, exponentialBackoff: params.exponentialBackoff });
+      created(this);
     }
   } as unknown as RateLimitOptions['store'];
 }
@@ -34,6 +36,7 @@ export default fp(
   async function rateLimitPlugin(app: FastifyInstance) {
     const cfg = app.config.rateLimit;
     let redis: Redis | undefined;
+    let store: SharedRedisStore | undefined;
     if (app.config.redisUrl) {
       // Auto-pipelining: the counter updates of all requests handled in one event-loop turn go out in one socket write
       // (one syscall instead of one per request; same commands, same order, same per-command results and errors).
@@ -46,6 +49,7 @@ export default fp(
       });
       redis.on('error', (err) => app.log.warn({ err: err.message }, 'rate-limit redis error'));
       app.addHook('onClose', async () => {
+        store?.flush(); // increments not sent yet go out before QUIT
         await redis?.quit().catch(() => redis?.disconnect());
       });
       app.readiness.register('redis', async () => {
@@ -63,7 +67,7 @@ export default fp(
       // Redis: our store (same keys, commands and counters as the library's RedisStore) answers requests far from the
       // global limit without waiting for Redis; route policies (auth, account, not found) always wait. See
       // rate-limit-store.ts for the exact rule and the cross-instance bound.
-      store: redis ? sharedStore(redis) : undefined,
+      store: redis ? sharedStore(redis, (s) => (store = s)) : undefined,
       skipOnError: false,
       enableDraftSpec: true,
       errorResponseBuilder: (_request, context) => {

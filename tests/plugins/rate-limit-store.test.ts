@@ -50,12 +50,9 @@ function incr(store: SharedRedisStore, key: string, max: number, timeWindow = 60
   });
 }
 
-/**
- * Resolves once every increment queued so far has been sent and answered: the store sends them in a setImmediate,
- * and replies come back in order.
- */
-const drain = async (redis: Redis) => {
-  await new Promise((r) => setImmediate(r));
+/** Sends the stores' queued increments now and resolves once Redis has answered them (replies come back in order). */
+const drain = async (redis: Redis, ...stores: SharedRedisStore[]) => {
+  for (const store of stores) store.flush();
   await redis.ping();
 };
 
@@ -68,7 +65,7 @@ test('one instance: exact counts and decisions; far from the limit it answers wi
   const answers: Answer[] = [];
   for (let i = 0; i < 13; i++) {
     answers.push(await incr(store, key, max));
-    await drain(redis);
+    await drain(redis, store);
   }
   assert.deepEqual(answers.map((a) => a.current), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], 'the count of every request, exceeded ones included');
   // The first has no knowledge yet; 2..5 keep the count at or below max/2; from 6 on, every request waits.
@@ -79,13 +76,30 @@ test('one instance: exact counts and decisions; far from the limit it answers wi
   // Requests in flight together (no reply in between) are counted locally too.
   const burstKey = `user:${randomBytes(4).toString('hex')}`;
   await incr(store, burstKey, 100);
-  await drain(redis);
+  await drain(redis, store);
   const burst = await Promise.all(Array.from({ length: 60 }, () => incr(store, burstKey, 100)));
   assert.deepEqual(burst.map((a) => a.current), Array.from({ length: 60 }, (_, i) => i + 2));
   assert.ok(burst.slice(0, 49).every((a) => a.immediate), 'up to half the limit');
   assert.ok(burst.slice(49).every((a) => !a.immediate), 'past half the limit every request waits for Redis');
-  await drain(redis);
+  await drain(redis, store);
   assert.equal(Number(await redis.get(PREFIX + burstKey)), 61);
+});
+
+test('increments of unwaited requests go out together, one INCRBY per key', async (t) => {
+  const redis = await connect(t);
+  if (!redis) return;
+  const store = new SharedRedisStore({ redis, prefix: PREFIX, fast: true });
+  const key = `user:${randomBytes(4).toString('hex')}`;
+  await incr(store, key, 1000);
+  await drain(redis, store);
+  const answers = await Promise.all(Array.from({ length: 20 }, () => incr(store, key, 1000)));
+  assert.ok(answers.every((a) => a.immediate));
+  // Same connection, so this GET is answered before the queued increments are even sent.
+  assert.equal(await redis.get(PREFIX + key), '1');
+  await drain(redis, store);
+  assert.equal(await redis.get(PREFIX + key), '21');
+  const ttl = await redis.pttl(PREFIX + key);
+  assert.ok(ttl > 0 && ttl <= 60_000, 'the window started by the first request keeps its TTL');
 });
 
 test('two instances share one limit: past half of it every decision is Redis\'s own', async (t) => {
@@ -101,7 +115,7 @@ test('two instances share one limit: past half of it every decision is Redis\'s 
     const [name, store] = i % 2 === 0 ? ['a', a] : ['b', b];
     const res = await incr(store as SharedRedisStore, key, max);
     seen.push({ on: name as string, current: res.current, immediate: res.immediate });
-    await Promise.all([drain(r1), drain(r2)]);
+    await Promise.all([drain(r1, a), drain(r2, b)]);
   }
   // Exceeded (> max) exactly from the 7th request on, whichever instance answers.
   const exceeded = seen.map((s) => s.current > max);
@@ -117,19 +131,19 @@ test('stale knowledge, an ended window or a Redis error: the next request waits 
   const store = new SharedRedisStore({ redis, prefix: PREFIX, fast: true, now: () => now });
   const key = `user:${randomBytes(4).toString('hex')}`;
   await incr(store, key, 100);
-  await drain(redis);
+  await drain(redis, store);
   assert.equal((await incr(store, key, 100)).immediate, true);
-  await drain(redis);
+  await drain(redis, store);
   now += FRESH_MS;
   assert.equal((await incr(store, key, 100)).immediate, false, 'knowledge older than FRESH_MS');
-  await drain(redis);
+  await drain(redis, store);
   assert.equal((await incr(store, key, 100)).immediate, true);
-  await drain(redis);
+  await drain(redis, store);
 
   // A short window: once it has ended, the next request waits and starts the new window in Redis.
   const shortKey = `user:${randomBytes(4).toString('hex')}`;
   await incr(store, shortKey, 100, 1000);
-  await drain(redis);
+  await drain(redis, store);
   now += 1000;
   await new Promise((r) => setTimeout(r, 1100)); // Redis expires the key in its own time
   const fresh = await incr(store, shortKey, 100, 1000);
@@ -141,9 +155,10 @@ test('stale knowledge, an ended window or a Redis error: the next request waits 
   const s2 = new SharedRedisStore({ redis: failing, prefix: PREFIX, fast: true, now: () => now });
   const k2 = `user:${randomBytes(4).toString('hex')}`;
   await incr(s2, k2, 100);
-  await drain(failing);
+  await drain(failing, s2);
   failing.disconnect();
   assert.equal((await incr(s2, k2, 100)).immediate, true, 'still fresh: answered, its INCR fails');
+  s2.flush();
   for (let i = 0; i < 100 && s2.size > 0; i++) await new Promise((r) => setImmediate(r));
   assert.equal(s2.size, 0, 'the failed INCRBY dropped what the store knew');
   await assert.rejects(incr(s2, k2, 100), 'the failure dropped what the store knew: this request waits and fails');
@@ -158,7 +173,7 @@ test('route policies (child stores) always wait for Redis and keep @fastify/rate
   const answers = [];
   for (let i = 0; i < 4; i++) {
     answers.push(await incr(child, key, 100));
-    await drain(redis);
+    await drain(redis, store);
   }
   assert.deepEqual(answers.map((a) => [a.current, a.immediate]), [[1, false], [2, false], [3, false], [4, false]]);
   assert.equal(Number(await redis.get(`${PREFIX}POST/auth/login-${key}`)), 4);

@@ -203,31 +203,44 @@ export default fp(
     app.decorateRequest('authUser', null);
     app.diagnostics.register('auth', () => ({ passwordHashing: passwords.stats(), cachedUsers: cache.size, cacheTtlMs }));
 
-    async function verifyAccessToken(token: string) {
-      let payload: unknown;
+    // Verified payloads are cached (frozen) objects: the claim shape check is done once per cached token.
+    const checkedClaims = new WeakSet<object>();
+    /** Signature, claims, then the user's and session's current state: the one check behind both entry points. */
+    async function check(token: string): Promise<{ payload: AccessClaims; user: AuthUser }> {
+      let verified: unknown;
       try {
-        payload = verifyJwt(token);
+        verified = verifyJwt(token);
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === 'FAST_JWT_EXPIRED') throw unauthorized('Access token expired', 'TOKEN_EXPIRED');
         throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
       }
-      if (!isClaims(payload)) throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
+      if (!checkedClaims.has(verified as object)) {
+        if (!isClaims(verified)) throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
+        checkedClaims.add(verified);
+      }
+      const payload = verified as AccessClaims;
       const state = await cache.get(payload.sub, payload.sid);
       if (!state || state.user.disabled || state.user.tokenVersion !== payload.ver || !state.sessionActive) {
         throw unauthorized('Session is no longer valid; log in again', 'SESSION_REVOKED');
       }
+      return { payload, user: state.user };
+    }
+
+    async function verifyAccessToken(token: string) {
+      const { payload, user } = await check(token);
       const exp = (payload as { exp?: unknown }).exp;
-      const claims = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.user.role };
-      return { claims: typeof exp === 'number' ? { ...claims, exp } : claims, user: state.user };
+      const claims = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: user.role };
+      return { claims: typeof exp === 'number' ? { ...claims, exp } : claims, user };
     }
     app.decorate('verifyAccessToken', verifyAccessToken);
 
     app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
       const header = request.headers.authorization;
       if (!header || header.length < 8 || !/^bearer /i.test(header)) throw unauthorized('Bearer token required', 'UNAUTHORIZED');
-      const { claims, user } = await verifyAccessToken(header.slice(7).trim());
-      request.user = { sub: claims.sub, sid: claims.sid, ver: claims.ver, role: claims.role };
+      const { payload, user } = await check(header.slice(7).trim());
+      // The role is the current one (a demotion takes effect now), not the one in the token.
+      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: user.role };
       request.authUser = user;
     });
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 
 /** Swagger UI at /docs needs inline styles/scripts of its own; the API itself serves only JSON. */
 export const HELMET_OPTIONS: FastifyHelmetOptions = {
@@ -43,6 +43,59 @@ export async function captureHelmetHeaders(options: FastifyHelmetOptions = HELME
   return captured;
 }
 
+/** @fastify/cors options for the CORS_ORIGINS allow-list (a refused or missing origin gets no CORS headers). */
+export function corsOptions(corsOrigins: string[]): FastifyCorsOptions {
+  const allowed = new Set(corsOrigins);
+  const any = allowed.has('*');
+  return {
+    origin: (origin, cb) => cb(null, origin !== undefined && (any || allowed.has(origin))),
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'idempotency-key'],
+    exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit', 'ratelimit-policy', 'location'],
+    credentials: false,
+    maxAge: 600,
+  };
+}
+
+type OnRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+
+/**
+ * Registers @fastify/cors with its onRequest hook wrapped by a shortcut for requests without an Origin header (every
+ * non-browser client, every same-origin request). With our options (an origin function) the plugin's whole effect on
+ * such a request is to add `Origin` to Vary: the shortcut does exactly that when no Vary header is set yet and no
+ * route-level `config.cors` exists, and hands every other request to the plugin's own hook. Saves the plugin's
+ * per-request option merge and closures.
+ */
+export async function registerCors(app: FastifyInstance, options: FastifyCorsOptions) {
+  if (typeof options.origin !== 'function') throw new Error('registerCors: the shortcut assumes an origin function');
+  const addHook = app.addHook;
+  let wrapped = 0;
+  const intercept = function (this: FastifyInstance, name: string, fn: unknown) {
+    if (name === 'onRequest' && typeof fn === 'function' && fn.name === 'handleCors') {
+      wrapped++;
+      const corsHook = fn as OnRequestHook;
+      const hook: OnRequestHook = function corsUnlessNoOrigin(this: FastifyInstance, request, reply, done) {
+        const routeConfig = request.routeOptions.config as { cors?: unknown } | undefined;
+        if (request.headers.origin === undefined && routeConfig?.cors === undefined && !reply.getHeader('vary')) {
+          reply.header('Vary', 'Origin');
+          done();
+          return;
+        }
+        corsHook.call(this, request, reply, done);
+      };
+      return (addHook as (this: FastifyInstance, name: string, fn: unknown) => FastifyInstance).call(this, 'onRequest', hook);
+    }
+    return (addHook as (this: FastifyInstance, name: string, fn: unknown) => FastifyInstance).call(this, name, fn);
+  };
+  app.addHook = intercept as typeof app.addHook;
+  try {
+    await app.register(cors, options);
+  } finally {
+    app.addHook = addHook;
+  }
+  if (wrapped !== 1) throw new Error(`@fastify/cors registered ${wrapped} handleCors onRequest hooks (expected 1): check registerCors`);
+}
+
 /** Security headers (helmet) and a CORS allow-list from CORS_ORIGINS: a disallowed origin gets no CORS headers. */
 export default fp(
   async function securityPlugin(app: FastifyInstance) {
@@ -57,16 +110,7 @@ export default fp(
       done();
     });
 
-    const allowed = new Set(app.config.corsOrigins);
-    const any = allowed.has('*');
-    await app.register(cors, {
-      origin: (origin, cb) => cb(null, origin !== undefined && (any || allowed.has(origin))),
-      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-      allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'idempotency-key'],
-      exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit', 'ratelimit-policy', 'location'],
-      credentials: false,
-      maxAge: 600,
-    });
+    await registerCors(app, corsOptions(app.config.corsOrigins));
   },
   { name: 'security' },
 );

@@ -78,3 +78,44 @@ test('the security headers are exactly those @fastify/helmet itself sends with o
   }
   assert.match(String(expected['content-security-policy']), /img-src 'self' data: validator\.swagger\.io/);
 });
+
+test('CORS headers are exactly those of @fastify/cors registered plainly, with and without an Origin header', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { default: cors } = await import('@fastify/cors');
+  const { corsOptions, registerCors } = await import('../../src/plugins/security.js');
+  const origins = ['https://app.example.com'];
+  const make = async (shortcut: boolean) => {
+    const app = Fastify({ logger: false });
+    t.after(() => app.close());
+    if (shortcut) await registerCors(app, corsOptions(origins));
+    else await app.register(cors, corsOptions(origins));
+    app.get('/plain', async () => ({ ok: true }));
+    app.get('/varied', async (_request, reply) => reply.header('vary', 'Accept-Encoding').send({ ok: true }));
+    app.get('/no-cors', { config: { cors: false } as object }, async () => ({ ok: true }));
+    app.addHook('onRequest', (request, reply, done) => {
+      if (request.url === '/preset-vary') reply.header('vary', 'Accept');
+      done();
+    });
+    app.get('/preset-vary', async () => ({ ok: true }));
+    await app.ready();
+    return app;
+  };
+  const ref = await make(false);
+  const ours = await make(true);
+  const requests = [];
+  for (const url of ['/plain', '/varied', '/no-cors', '/preset-vary', '/missing']) {
+    for (const headers of [{}, { origin: origins[0] }, { origin: 'https://evil.example.net' }]) requests.push({ method: 'GET' as const, url, headers });
+  }
+  for (const headers of [{}, { origin: origins[0], 'access-control-request-method': 'POST' }, { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' }, { 'access-control-request-method': 'POST' }]) {
+    requests.push({ method: 'OPTIONS' as const, url: '/plain', headers });
+  }
+  for (const req of requests) {
+    const a = await ref.inject(req);
+    const b = await ours.inject(req);
+    const strip = (h: Record<string, unknown>) => {
+      const { date: _date, ...rest } = h;
+      return rest;
+    };
+    assert.deepEqual([b.statusCode, strip(b.headers), b.body], [a.statusCode, strip(a.headers), a.body], JSON.stringify(req));
+  }
+});

@@ -59,6 +59,7 @@ export interface AuthServiceDeps {
 export function createAuthService(deps: AuthServiceDeps) {
   const { db, repo } = deps;
   const changed = (userId: string) => deps.invalidateUser?.(userId);
+  const publicUsers = new WeakMap<AuthUser, PublicUser>();
 
   /** Starts or continues a session family: a new refresh token row and an access token for the user as stored now. */
   async function issueTokens(user: UserRow, familyId: string, tx: Parameters<Parameters<Db['transaction']>[0]>[0]): Promise<TokenPair> {
@@ -219,10 +220,18 @@ export function createAuthService(deps: AuthServiceDeps) {
       changed(claims.sub);
     },
 
-    /** The user `authenticate` loaded for this request. */
+    /**
+     * The user `authenticate` loaded for this request. That object is shared by the requests served from the auth
+     * state cache, so its public form is built once per loaded object (frozen; a reload gives a new object).
+     */
     me(user: AuthUser | null): PublicUser {
       if (!user) throw unauthorized('Session is no longer valid', 'SESSION_REVOKED');
-      return toPublicUser(user);
+      let pub = publicUsers.get(user);
+      if (pub === undefined) {
+        pub = Object.freeze(toPublicUser(user));
+        publicUsers.set(user, pub);
+      }
+      return pub;
     },
 
     /** Changes the password after checking the current one; every session of the user ends (token version bump). */

@@ -30,7 +30,7 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
     const n = to - from;
 
     const decisions: DecisionArrays = {
-      signals: new Uint8Array(n),
+      signals: scratchSignals(n),
       stopAtr: ev.usesAtr.stopLoss ? new Float64Array(n) : undefined,
       targetAtr: ev.usesAtr.takeProfit ? new Float64Array(n) : undefined,
       trailAtr: ev.usesAtr.trailingStop ? new Float64Array(n) : undefined,
@@ -45,7 +45,7 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
     for (let k = 0; k < n; k++) if (decisions.signals[k] !== 0) signalBars++;
 
     const { sizing, risk } = resolveSizingAndRisk(ev.doc, ev.params);
-    const sim = simulate({ cols, from, to, decisions, sizing, risk, settings });
+    const sim = simulate({ cols, from, to, decisions, sizing, risk, settings, equityOut: scratchEquity(n) });
     report(0.95);
 
     const ts = cols.ts!.subarray(from, to);
@@ -79,6 +79,22 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
   } finally {
     port?.close();
   }
+}
+
+/**
+ * Per-thread scratch columns, reused by the runs of this thread (one run at a time): the decisions and the equity
+ * curve are as long as the run (9 bytes a bar) and never leave the worker, and allocating them anew for every run
+ * kept tens of MB of garbage per thread waiting for the collector.
+ */
+let signalsScratch = new Uint8Array(0);
+let equityScratch = new Float64Array(0);
+function scratchSignals(n: number): Uint8Array {
+  if (signalsScratch.length < n) signalsScratch = new Uint8Array(n);
+  return signalsScratch.subarray(0, n).fill(0);
+}
+function scratchEquity(n: number): Float64Array {
+  if (equityScratch.length < n) equityScratch = new Float64Array(n);
+  return equityScratch;
 }
 
 /** Float64Array views over the shared buffers (no copy). */

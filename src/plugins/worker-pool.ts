@@ -43,6 +43,9 @@ export default fp(
       maxThreads: threads,
       maxQueue: app.config.backtest.queueMax,
       idleTimeout: 60_000,
+      // Idle threads wait in their event loop, not in Atomics.wait: the job task collects garbage after a large run
+      // once its result is posted (src/modules/backtests/backtest.job.ts), which a blocked thread would never do.
+      atomics: 'disabled',
       // A runaway strategy must not take the API process down with it.
       resourceLimits: { maxOldGenerationSizeMb: 1024 },
     });

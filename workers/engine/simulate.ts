@@ -195,6 +195,8 @@ export interface SimInput {
   sizing: ResolvedSizing;
   risk: ResolvedRisk;
   settings: SimSettings;
+  /** Where to write the equity curve (at least to - from long; a view of its start is returned); default: new. */
+  equityOut?: Float64Array;
 }
 
 export interface OpenPosition {
@@ -399,7 +401,8 @@ export function simulate(input: SimInput): SimResult {
   const nextOpen = settings.fill !== 'close';
   const closeAtEnd = settings.closeAtEnd;
   const signals = decisions.signals;
-  const equity = new Float64Array(Math.max(0, to - from));
+  const bars = Math.max(0, to - from);
+  const equity = input.equityOut && input.equityOut.length >= bars ? input.equityOut.subarray(0, bars) : new Float64Array(bars);
   const hasLevels = risk.stopLoss !== undefined || risk.takeProfit !== undefined || risk.trailingStop !== undefined;
   const b = new Broker(input, hasLevels);
   const st = b.s;

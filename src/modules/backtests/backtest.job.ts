@@ -6,6 +6,8 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { BacktestResult, BacktestTask } from '../../../workers/types.js';
 import { tradeCount } from '../../../workers/engine/trades.js';
 import { encodeEquity, encodeTradeChunks } from './backtests.codec.js';
@@ -49,9 +51,28 @@ async function load(url: string): Promise<Handler> {
   return h;
 }
 
+/**
+ * Full collection in this thread. A finished run's views keep the dataset's SharedArrayBuffers alive until this
+ * thread's next garbage collection, and a thread that is idle or allocates little may not get to one for a long
+ * time: each finished backtest on a new dataset pinned its whole columns (48 MB per million bars).
+ */
+const collectGarbage = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
+})();
+/** Runs whose columns take at least this many bytes are followed by a collection. */
+const COLLECT_AFTER_BYTES = 16 * 1024 * 1024;
+
 export default async function runJobTask(task: JobTask): Promise<JobResult> {
   const { workerModule, ...inner } = task;
   const run = await load(workerModule);
+  const columnBytes = Object.values(inner.columns ?? {}).reduce((s, b) => s + ((b as ArrayBufferLike | undefined)?.byteLength ?? 0), 0);
+  // After the result is posted (the pool runs with atomics disabled, so this thread's event loop turns).
+  if (collectGarbage && columnBytes >= COLLECT_AFTER_BYTES) setImmediate(collectGarbage);
   const { trades, equity, ...rest } = await run(inner);
   return { ...rest, tradesCount: tradeCount(trades), tradeChunks: encodeTradeChunks(trades), equityData: encodeEquity(equity).toString('base64'), equityPoints: equity.t.length };
 }

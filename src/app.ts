@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { loggerOptions } from './logger.js';
+import { deferredChildLoggerFactory } from './plugins/request-logger.js';
 import readiness from './plugins/readiness.js';
 import metrics from './plugins/metrics.js';
 import db from './plugins/db.js';
@@ -44,6 +45,8 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
+    // Each request's child logger (request id binding) is built on its first enabled log line, not up front.
+    childLoggerFactory: deferredChildLoggerFactory,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     return503OnClosing: true,

@@ -18,7 +18,7 @@
 import { execFile, fork } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,7 +147,10 @@ async function child(phase: Phase, file: string, rows: number, reps: number, dbU
       // Warm-up on a small dataset, so the baseline has the pool thread started and the code loaded: what grows
       // after it is the cost of the 1M-row work itself.
       const small = path.join(path.dirname(file), 'warmup.csv');
-      await writeFile(small, (await readFile(file, 'utf8')).split('\n', 5001).join('\n') + '\n');
+      const head = Buffer.alloc(400_000);
+      const fh = await open(file, 'r');
+      const { bytesRead } = await fh.read(head, 0, head.length, 0).finally(() => fh.close());
+      await writeFile(small, head.toString('latin1', 0, bytesRead).split('\n', 5001).join('\n') + '\n');
       const warm = await upload(base, token, small);
       await backtest(base, token, warm);
       await api(base, token, 'DELETE', `/datasets/${warm}`);

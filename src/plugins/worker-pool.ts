@@ -15,12 +15,13 @@ declare module 'fastify' {
 }
 
 /**
- * The worker file, picked in this one place: from source (tsx) the TypeScript file runs through tsx's loader, which
- * worker threads inherit from process.execArgv; the build runs dist/workers/*.js with plain Node.
+ * The worker file, picked in this one place: the build runs dist/workers/*.js with plain Node; from source (tsx)
+ * the backtest worker starts from workers/source-entry.mjs, which loads it as an ES module (see there).
  */
 export function workerFile(name: string): string {
   const fromSource = import.meta.url.endsWith('.ts');
-  const file = fromSource ? path.join(projectRoot, 'workers', `${name}.ts`) : path.join(projectRoot, 'dist', 'workers', `${name}.js`);
+  const sourceFile = name === 'backtest.worker' ? 'source-entry.mjs' : `${name}.ts`;
+  const file = fromSource ? path.join(projectRoot, 'workers', sourceFile) : path.join(projectRoot, 'dist', 'workers', `${name}.js`);
   if (!existsSync(file)) throw new Error(`worker file ${file} is missing${fromSource ? '' : ' (run npm run build)'}`);
   return pathToFileURL(file).href;
 }

@@ -19,6 +19,16 @@ const EVAL_SHARE = 0.85;
 const PROGRESS_STEPS = 32;
 
 export default async function runBacktest(task: BacktestTask): Promise<BacktestResult> {
+  const result = await runBacktestScratch(task);
+  return { ...result, trades: result.trades.slice() };
+}
+
+/**
+ * `runBacktest`, except that `trades` is a view of this thread's scratch buffer, valid until the thread's next run:
+ * for a caller in the same thread that consumes the trades at once (src/modules/backtests/backtest.job.ts encodes
+ * them), which saves a copy of every trade.
+ */
+export async function runBacktestScratch(task: BacktestTask): Promise<BacktestResult> {
   const started = performance.now();
   const port = task.progressPort;
   const report = (progress: number) => port?.postMessage({ type: 'progress', progress });
@@ -45,7 +55,8 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
     for (let k = 0; k < n; k++) if (decisions.signals[k] !== 0) signalBars++;
 
     const { sizing, risk } = resolveSizingAndRisk(ev.doc, ev.params);
-    const sim = simulate({ cols, from, to, decisions, sizing, risk, settings, equityOut: scratchEquity(n) });
+    const sim = simulate({ cols, from, to, decisions, sizing, risk, settings, equityOut: scratchEquity(n), tradesBuffer: tradesScratch });
+    tradesScratch = sim.tradeLog.buffer;
     report(0.95);
 
     const ts = cols.ts!.subarray(from, to);
@@ -88,6 +99,7 @@ export default async function runBacktest(task: BacktestTask): Promise<BacktestR
  */
 let signalsScratch = new Uint8Array(0);
 let equityScratch = new Float64Array(0);
+let tradesScratch: Float64Array | undefined;
 function scratchSignals(n: number): Uint8Array {
   if (signalsScratch.length < n) signalsScratch = new Uint8Array(n);
   return signalsScratch.subarray(0, n).fill(0);

@@ -11,4 +11,4 @@ register();
 const worker = await import('./backtest.worker.ts');
 
 export default worker.default;
-export const ENGINE_VERSION = worker.ENGINE_VERSION;
+export const { ENGINE_VERSION, runBacktestScratch } = worker;

@@ -96,34 +96,30 @@ const FEE = 17;
 const SLIP = 18;
 const STATE_SIZE = 19;
 
-/** Trades per TradeLog chunk: the first is small, each next one twice as big, up to the maximum. */
-const FIRST_CHUNK = 256;
-const MAX_CHUNK = 16_384;
-
 /**
- * Closed trades as packed records (./trades.ts) in typed-array chunks: no per-trade object or boxed number while
- * the simulation runs. Growing adds a chunk instead of reallocating and copying one big array: a long backtest
- * then allocates about the log's final size once (not twice over in copies), which keeps both the copying and the
- * garbage collections triggered by large buffers off the simulation. `records()` joins the chunks.
+ * Closed trades as packed records (./trades.ts) in one Float64Array that doubles when full: no per-trade object or
+ * boxed number while the simulation runs. A caller that runs many simulations (a worker thread) passes the buffer
+ * of the previous log as `reuse`, so after the first runs a simulation allocates nothing for its trades.
  */
 export class TradeLog {
   length = 0;
-  private readonly chunks: Float64Array[] = [];
-  /** The chunk being filled, the index of its first trade and its capacity (in trades). */
-  private cur = new Float64Array(0);
-  private curStart = 0;
-  private curCap = 0;
+  private buf: Float64Array;
 
-  constructor(private readonly ts?: Float64Array) {}
+  constructor(
+    private readonly ts?: Float64Array,
+    reuse?: Float64Array,
+  ) {
+    this.buf = reuse ?? new Float64Array(256 * T.TRADE_FIELDS);
+  }
 
   /**
    * Append the trade just closed, read from the broker state `s` (see CASH...; no double arguments, which V8
    * would box if it did not inline this call).
    */
   push(s: Float64Array, exitBar: number, reason: number): void {
-    if (this.length - this.curStart === this.curCap) this.addChunk();
-    const n = this.cur;
-    const o = (this.length - this.curStart) * T.TRADE_FIELDS;
+    const o = this.length * T.TRADE_FIELDS;
+    if (o === this.buf.length) this.grow();
+    const n = this.buf;
     const entryBar = s[ENTRY_BAR];
     n[o + T.SIDE] = s[DIR];
     n[o + T.ENTRY_BAR] = entryBar;
@@ -140,36 +136,25 @@ export class TradeLog {
     this.length++;
   }
 
-  private addChunk(): void {
-    const cap = this.curCap === 0 ? FIRST_CHUNK : Math.min(MAX_CHUNK, this.curCap * 2);
-    this.cur = new Float64Array(cap * T.TRADE_FIELDS);
-    this.curStart = this.length;
-    this.curCap = cap;
-    this.chunks.push(this.cur);
+  private grow(): void {
+    const next = new Float64Array(Math.max(256 * T.TRADE_FIELDS, this.buf.length * 2));
+    next.set(this.buf);
+    this.buf = next;
   }
 
-  /** All trades as one packed array (a copy of the chunks). */
+  /** The whole buffer (for reuse by the next log of the same owner once this one's records are no longer used). */
+  get buffer(): Float64Array {
+    return this.buf;
+  }
+
+  /** All trades as packed records: a view of the log's buffer (no copy). */
   records(): T.TradeRecords {
-    const out = new Float64Array(this.length * T.TRADE_FIELDS);
-    let o = 0;
-    for (const c of this.chunks) {
-      const len = Math.min(c.length, out.length - o);
-      out.set(len === c.length ? c : c.subarray(0, len), o);
-      o += len;
-    }
-    return out;
+    return this.buf.subarray(0, this.length * T.TRADE_FIELDS);
   }
 
   get(i: number): Trade {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`trade ${i} of ${this.length}`);
-    // Chunk capacities are FIRST_CHUNK, 2·FIRST_CHUNK, ... up to MAX_CHUNK: walk them (they are few).
-    let start = 0;
-    for (const c of this.chunks) {
-      const cap = c.length / T.TRADE_FIELDS;
-      if (i < start + cap) return T.tradeAt(c, i - start);
-      start += cap;
-    }
-    throw new RangeError(`trade ${i} of ${this.length}`);
+    return T.tradeAt(this.buf, i);
   }
 
   toArray(): Trade[] {
@@ -197,6 +182,8 @@ export interface SimInput {
   settings: SimSettings;
   /** Where to write the equity curve (at least to - from long; a view of its start is returned); default: new. */
   equityOut?: Float64Array;
+  /** Buffer for the trade log to start in (a previous log's `buffer`: it is overwritten); default: new. */
+  tradesBuffer?: Float64Array;
 }
 
 export interface OpenPosition {
@@ -271,7 +258,7 @@ class Broker {
     s[FEE] = input.settings.feeBps / 10_000;
     s[SLIP] = input.settings.slippageBps / 10_000;
     s[STOP_LEVEL] = s[TARGET_LEVEL] = s[TRAIL_DIST] = s[TRAIL_PCT] = s[BEST] = NaN;
-    this.trades = new TradeLog(input.cols.ts);
+    this.trades = new TradeLog(input.cols.ts, input.tradesBuffer);
   }
 
   /** Open a position of direction d at raw price `px` in bar `bar`, sized from cash; decision index k. */

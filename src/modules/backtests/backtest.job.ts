@@ -35,16 +35,20 @@ const handlers = new Map<string, Handler>();
  * engine's hot loops markedly slower. `require` remains the fallback.
  */
 let tsxRegistered: Promise<unknown> | undefined;
+/** The module's `runBacktestScratch` (its trades are encoded here at once, so they need no copy), else its default export. */
+const pick = (m: unknown): Handler => {
+  const mod = m as { runBacktestScratch?: Handler; default?: Handler } | Handler;
+  return (typeof mod === 'function' ? mod : (mod.runBacktestScratch ?? mod.default)) as Handler;
+};
 async function load(url: string): Promise<Handler> {
   let h = handlers.get(url);
   if (h) return h;
   try {
     if (url.endsWith('.ts')) await (tsxRegistered ??= import('tsx/esm/api').then((m) => m.register()));
-    h = ((await import(url)) as { default: Handler }).default;
+    h = pick(await import(url));
   } catch {
     const file = fileURLToPath(url);
-    const m = createRequire(file)(file) as { default?: unknown } | Handler;
-    h = (typeof m === 'function' ? m : m.default) as Handler;
+    h = pick(createRequire(file)(file));
   }
   if (typeof h !== 'function') throw new TypeError(`${url} has no default export function`);
   handlers.set(url, h);

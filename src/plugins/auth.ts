@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preHandlerAsyncHookHandler } from 'fastify';
 import jwt from '@fastify/jwt';
 import { createVerifier } from 'fast-jwt';
 import { forbidden, notFound, unauthorized } from '../errors.js';
@@ -43,7 +43,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     authStateCache: AuthStateCache;
     /** onRequest hook: verifies the bearer JWT (HS256 only) and the user's current state; sets `request.user`. */
-    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    authenticate: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
     /**
      * The check behind `authenticate`, for transports without a request hook (the WebSocket `auth` message):
      * verifies an access token and the user's current state; throws the same 401 problems.
@@ -117,6 +117,14 @@ function createStateCache(ttlMs: number, load: (userId: string, sid: string) => 
   const entries = new Map<string, CachedState>();
   let epoch = 0;
   const api = {
+    /** The cached state when it is fresh and knows this session, synchronously; undefined otherwise (call `get`). */
+    peek(userId: string, sid: string): { user: AuthUser; sessionActive: boolean } | undefined {
+      if (ttlMs <= 0) return undefined;
+      const hit = entries.get(userId);
+      if (hit === undefined || Date.now() - hit.at >= ttlMs) return undefined;
+      const active = hit.sessions.get(sid);
+      return active === undefined ? undefined : { user: hit.user, sessionActive: active };
+    },
     async get(userId: string, sid: string): Promise<{ user: AuthUser; sessionActive: boolean } | null> {
       const now = Date.now();
       if (ttlMs > 0) {
@@ -205,8 +213,8 @@ export default fp(
 
     // Verified payloads are cached (frozen) objects: the claim shape check is done once per cached token.
     const checkedClaims = new WeakSet<object>();
-    /** Signature, claims, then the user's and session's current state: the one check behind both entry points. */
-    async function check(token: string): Promise<{ payload: AccessClaims; user: AuthUser }> {
+    /** Signature and claims (HS256, exp/nbf, claim shape); throws the 401 problems. */
+    function verifyClaims(token: string): AccessClaims {
       let verified: unknown;
       try {
         verified = verifyJwt(token);
@@ -219,29 +227,48 @@ export default fp(
         if (!isClaims(verified)) throw unauthorized('Access token is invalid', 'INVALID_TOKEN');
         checkedClaims.add(verified);
       }
-      const payload = verified as AccessClaims;
-      const state = await cache.get(payload.sub, payload.sid);
-      if (!state || state.user.disabled || state.user.tokenVersion !== payload.ver || !state.sessionActive) {
-        throw unauthorized('Session is no longer valid; log in again', 'SESSION_REVOKED');
-      }
-      return { payload, user: state.user };
+      return verified as AccessClaims;
     }
+    /** The user's and session's current state must still accept the token. */
+    const stateAccepts = (payload: AccessClaims, state: { user: AuthUser; sessionActive: boolean } | null): state is { user: AuthUser; sessionActive: boolean } =>
+      !!state && !state.user.disabled && state.user.tokenVersion === payload.ver && state.sessionActive;
+    const sessionRevoked = () => unauthorized('Session is no longer valid; log in again', 'SESSION_REVOKED');
 
     async function verifyAccessToken(token: string) {
-      const { payload, user } = await check(token);
+      const payload = verifyClaims(token);
+      const state = await cache.get(payload.sub, payload.sid);
+      if (!stateAccepts(payload, state)) throw sessionRevoked();
+      const user = state.user;
       const exp = (payload as { exp?: unknown }).exp;
       const claims = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: user.role };
       return { claims: typeof exp === 'number' ? { ...claims, exp } : claims, user };
     }
     app.decorate('verifyAccessToken', verifyAccessToken);
 
-    app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    /** Sets request.user (with the current role: a demotion takes effect now) and request.authUser, or gives the 401. */
+    function accept(request: FastifyRequest, payload: AccessClaims, state: { user: AuthUser; sessionActive: boolean } | null) {
+      if (!stateAccepts(payload, state)) return sessionRevoked();
+      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: state.user.role };
+      request.authUser = state.user;
+      return undefined;
+    }
+
+    // Callback-style: with the user's state in the cache (the common case) a request is not deferred at all.
+    app.decorate('authenticate', function authenticate(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
       const header = request.headers.authorization;
-      if (!header || header.length < 8 || !/^bearer /i.test(header)) throw unauthorized('Bearer token required', 'UNAUTHORIZED');
-      const { payload, user } = await check(header.slice(7).trim());
-      // The role is the current one (a demotion takes effect now), not the one in the token.
-      request.user = { sub: payload.sub, sid: payload.sid, ver: payload.ver, role: user.role };
-      request.authUser = user;
+      if (!header || header.length < 8 || !/^bearer /i.test(header)) return done(unauthorized('Bearer token required', 'UNAUTHORIZED'));
+      let payload: AccessClaims;
+      try {
+        payload = verifyClaims(header.slice(7).trim());
+      } catch (err) {
+        return done(err as Error);
+      }
+      const cached = cache.peek(payload.sub, payload.sid);
+      if (cached !== undefined) return done(accept(request, payload, cached));
+      cache.get(payload.sub, payload.sid).then(
+        (state) => done(accept(request, payload, state)),
+        (err: Error) => done(err),
+      );
     });
 
     app.decorate('requireRole', (role: Role): preHandlerAsyncHookHandler => {

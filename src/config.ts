@@ -80,6 +80,7 @@ export const EnvSchema = z.object({
   NOT_FOUND_RATE_LIMIT_MAX: int(60, 1),
 
   WORKER_THREADS: int(0, 0, 256).describe('Backtest worker threads; 0 = available cores - 1 (at least 1)'),
+  WORKER_NICE: int(10, 0, 19).describe('CPU priority decrease (Unix nice increment) of backtest threads, so the API stays responsive while they fill the cores; 0 = same priority'),
   BACKTEST_QUEUE_MAX: int(64, 1),
   BACKTEST_USER_CONCURRENCY: int(2, 1),
   DATASET_MAX_BYTES: int(1_073_741_824, 1024),
@@ -162,6 +163,7 @@ const parsedEnv = EnvSchema.transform((e) => ({
   },
   backtest: {
     threads: e.WORKER_THREADS,
+    nice: e.WORKER_NICE,
     queueMax: e.BACKTEST_QUEUE_MAX,
     userConcurrency: e.BACKTEST_USER_CONCURRENCY,
   },

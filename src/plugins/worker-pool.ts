@@ -47,6 +47,8 @@ export default fp(
       // Idle threads wait in their event loop, not in Atomics.wait: the job task collects garbage after a large run
       // once its result is posted (src/modules/backtests/backtest.job.ts), which a blocked thread would never do.
       atomics: 'disabled',
+      // Backtests fill the cores; the event loop (API, health probes, bots) keeps the CPU first (needs @napi-rs/nice).
+      niceIncrement: app.config.backtest.nice,
       // A runaway strategy must not take the API process down with it.
       resourceLimits: { maxOldGenerationSizeMb: 1024 },
     });

@@ -196,3 +196,37 @@ describe('Redis queue in the app', () => {
     assert.equal(stats.runningHere, 0);
   });
 });
+
+describe('thread priority', () => {
+  /** Nice value of each thread of this process (Linux /proc; field 19 of stat). */
+  async function threadNices(): Promise<Map<number, number>> {
+    const { readdir, readFile } = await import('node:fs/promises');
+    const out = new Map<number, number>();
+    for (const tid of await readdir('/proc/self/task')) {
+      const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (rest.length > 16) out.set(Number(tid), Number(rest[16]));
+    }
+    return out;
+  }
+
+  test('backtest threads run at the lower CPU priority WORKER_NICE; the event loop keeps its own', { skip: process.platform !== 'linux' }, async (t) => {
+    const before = await threadNices();
+    const app = await buildBt(t, { testWorker: true, env: { WORKER_THREADS: '1', WORKER_NICE: '7' } });
+    const u = await createUser(app);
+    const datasetId = await uploadCsv(app, u.token);
+    const held = (await startBt(app, u.token, { datasetId, strategy: named('hold') })).json();
+    await waitRunning(app, u.token, held.id);
+    // The job is marked running just before the pool starts its thread: wait for that thread to appear.
+    const target = before.get(process.pid)! + 7;
+    let after = await threadNices();
+    for (let i = 0; i < 200 && ![...after].some(([tid, nice]) => !before.has(tid) && nice === target); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      after = await threadNices();
+    }
+    const fresh = [...after].filter(([tid]) => !before.has(tid));
+    assert.ok(fresh.some(([, nice]) => nice === target), `a new thread at nice +7: ${JSON.stringify(fresh)}`);
+    assert.equal(after.get(process.pid), before.get(process.pid), 'the main thread keeps its priority');
+    assert.equal((await cancel(app, u.token, held.id)).statusCode, 200);
+  });
+});

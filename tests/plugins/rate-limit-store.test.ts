@@ -197,6 +197,9 @@ test('app: the per-user limit is shared by two instances through Redis (429 prob
   assert.equal(last!.headers['ratelimit-limit'], '4');
   assert.equal(last!.headers['ratelimit-remaining'], '0');
   assert.ok(Number(last!.headers['retry-after']) >= 1);
-  assert.equal(Number(await probe.get(`rl:user:${user.id}`)), 6);
-  await probe.del(`rl:user:${user.id}`);
+  // The key may carry a deployment prefix (REDIS_PREFIX) before `rl:`.
+  const keys = await probe.keys(`*rl:user:${user.id}`);
+  assert.equal(keys.length, 1, keys.join(', '));
+  assert.equal(Number(await probe.get(keys[0])), 6);
+  await probe.del(...keys);
 });

@@ -72,6 +72,7 @@ export const EnvSchema = z.object({
   CORS_ORIGINS: z.string().default('').describe('Comma-separated allow-list of origins; empty = no cross-origin access'),
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 64 * 1_048_576),
   REDIS_URL: optionalString.describe('Redis for shared rate limits, job queue and event bus across instances'),
+  REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/, 'letters, digits, _ : . - only').default('').describe('Prefix of every Redis key and channel of this deployment (several deployments or test runs on one Redis)'),
 
   RATE_LIMIT_MAX: int(300, 1).describe('Requests per window per IP (anonymous) or per user (authenticated)'),
   RATE_LIMIT_WINDOW_MS: int(60_000, 1000),
@@ -154,6 +155,7 @@ const parsedEnv = EnvSchema.transform((e) => ({
     .filter(Boolean),
   bodyLimit: e.BODY_LIMIT_BYTES,
   redisUrl: e.REDIS_URL,
+  redisPrefix: e.REDIS_PREFIX,
   rateLimit: {
     max: e.RATE_LIMIT_MAX,
     windowMs: e.RATE_LIMIT_WINDOW_MS,
@@ -284,6 +286,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     ARGON2_TIME_COST: '1',
     // Load shedding off by default: a loaded CI machine must not turn test requests into 503s (tested on its own).
     MAX_EVENT_LOOP_DELAY_MS: '0',
+    // Test processes share one Redis: each keeps to its own keys (the apps of one test file share them).
+    REDIS_PREFIX: `test:${process.pid}:`,
     ...env,
   }).config;
 }

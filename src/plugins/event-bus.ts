@@ -79,7 +79,7 @@ declare module 'fastify' {
 export default fp(
   async function eventBusPlugin(app: FastifyInstance) {
     const bus = app.config.redisUrl
-      ? createRedisEventBus(app.config.redisUrl, 'bus:', (err) => app.log.warn({ err: err.message }, 'event bus redis error'))
+      ? createRedisEventBus(app.config.redisUrl, `${app.config.redisPrefix}bus:`, (err) => app.log.warn({ err: err.message }, 'event bus redis error'))
       : createLocalEventBus();
     app.decorate('eventBus', bus);
     app.addHook('onClose', async () => bus.close());

@@ -363,7 +363,7 @@ export default fp(
       concurrency: app.workerPool.options.maxThreads,
       onError: (err, job) => app.log.error({ err, jobId: job?.id }, 'backtest queue error'),
     };
-    const queue = app.config.redisUrl ? createRedisJobQueue({ ...common, url: app.config.redisUrl, prefix: 'backtests:' }) : createMemoryJobQueue(common);
+    const queue = app.config.redisUrl ? createRedisJobQueue({ ...common, url: app.config.redisUrl, prefix: `${app.config.redisPrefix}backtests:` }) : createMemoryJobQueue(common);
     app.decorate('backtestQueue', queue);
     app.readiness.register('backtest-queue', async () => {
       const [alive, waiting] = await Promise.all([queue.ping(), queue.waiting().catch(() => -1)]);

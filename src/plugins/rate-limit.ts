@@ -33,10 +33,10 @@ const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Loc
 ) => CounterStore;
 
 /** The store class @fastify/rate-limit instantiates for the route policies (`store.child(...)`: always exact). */
-function policyStore(redis: Redis): RateLimitOptions['store'] {
+function policyStore(redis: Redis, prefix: string): RateLimitOptions['store'] {
   return class PolicySharedStore extends SharedRedisStore {
     constructor(params: RateLimitOptions) {
-      super({ redis, prefix: 'rl:', fast: false, continueExceeding: params.continueExceeding, exponentialBackoff: params.exponentialBackoff });
+      super({ redis, prefix, fast: false, continueExceeding: params.continueExceeding, exponentialBackoff: params.exponentialBackoff });
     }
   } as unknown as RateLimitOptions['store'];
 }
@@ -101,7 +101,7 @@ export default fp(
       redis.on('error', (err) => app.log.warn({ err: err.message }, 'rate-limit redis error'));
       // The global limit answers requests far from it without waiting for Redis (see rate-limit-store.ts for the
       // exact rule and the cross-instance bound); same keys and counters as @fastify/rate-limit's RedisStore.
-      const shared = new SharedRedisStore({ redis, prefix: 'rl:', fast: true });
+      const shared = new SharedRedisStore({ redis, prefix: `${app.config.redisPrefix}rl:`, fast: true });
       globalStore = shared;
       app.addHook('onClose', async () => {
         shared.flush(); // increments not sent yet go out before QUIT
@@ -123,7 +123,7 @@ export default fp(
       timeWindow: cfg.windowMs,
       keyGenerator: rateLimitKey,
       // Redis: policies always wait for Redis (keys named like @fastify/rate-limit's RedisStore children).
-      store: redis ? policyStore(redis) : undefined,
+      store: redis ? policyStore(redis, `${app.config.redisPrefix}rl:`) : undefined,
       skipOnError: false,
       enableDraftSpec: true,
       errorResponseBuilder: (_request, context) => rateLimitError(context.max, context.ttl),

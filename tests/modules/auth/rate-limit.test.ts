@@ -78,7 +78,7 @@ test('limits are shared by two app instances through Redis', async (t) => {
   const tag = randomBytes(6).toString('hex');
   t.after(async () => {
     // Only our keys: the unique address and the unique account tag.
-    for (const pattern of [`rl:*auth-ip:${ip}`, `rl:*${tag}*`]) {
+    for (const pattern of [`*rl:*auth-ip:${ip}`, `*rl:*${tag}*`]) {
       const keys: string[] = [];
       let cursor = '0';
       do {
@@ -109,6 +109,6 @@ test('limits are shared by two app instances through Redis', async (t) => {
   assert.deepEqual(results.slice(0, 3).map((r) => r.statusCode), [401, 401, 401]);
   assertLimited(results[3]);
 
-  const keys = await probe.keys(`rl:*${tag}*`);
+  const keys = await probe.keys(`*rl:*${tag}*`);
   assert.ok(keys.length >= 1, 'the counters live in Redis');
 });

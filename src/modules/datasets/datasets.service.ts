@@ -38,7 +38,7 @@ export interface OpenedDataset {
   /** First/last bar time (epoch ms) in `columns`; null when the slice is empty. */
   fromMs: number | null;
   toMs: number | null;
-  /** One SharedArrayBuffer of Float64 values per column (ts = epoch ms ascending). Wrap with `new Float64Array(sab)`. */
+  /** One SharedArrayBuffer of Float64 values per column (ts = epoch ms ascending). Wrap with `new Float64Array(sab, 0, rows)` (a fixed-length view: some are growable buffers, and length-tracking views of those read slower). */
   columns: SharedOhlcvColumns;
 }
 
@@ -489,7 +489,7 @@ export function createDatasetsService(deps: DatasetsServiceDeps) {
       const { row, refId } = await readyRow(userId, ref);
       const opened = await openRow(row, refId, { fromMs: q.fromMs, toMs: q.toMs });
       const [ts, open, high, low, close, volume] = (['ts', 'open', 'high', 'low', 'close', 'volume'] as const).map(
-        (c) => new Float64Array(opened.columns[c]),
+        (c) => new Float64Array(opened.columns[c], 0, opened.rows),
       );
       const n = Math.min(q.limit, opened.rows);
       const items = [];

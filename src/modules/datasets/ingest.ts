@@ -302,9 +302,6 @@ class Column {
     this.sab.grow((at + k) * 8);
     this.view.set(k === STAGE_ROWS ? this.stage : this.stage.subarray(0, k), at);
   }
-  get data(): Float64Array {
-    return this.view;
-  }
 }
 
 class Scanner {
@@ -391,10 +388,10 @@ class Scanner {
     if (this.n === 0) throw invalid(this.line + 1, 'no data rows');
   }
 
-  /** The parsed columns (each exactly n long, in its own SharedArrayBuffer). */
+  /** The parsed columns (each exactly n long, in its own SharedArrayBuffer; fixed-length views, which read faster). */
   columns(): Float64Array[] {
     this.flush();
-    return this.cols.map((c) => c.data);
+    return this.cols.map((c) => new Float64Array(c.sab, 0, this.n));
   }
 
   private flush(): void {

@@ -56,9 +56,10 @@ async function load(url: string): Promise<Handler> {
 }
 
 /**
- * Full collection in this thread. A finished run's views keep the dataset's SharedArrayBuffers alive until this
- * thread's next garbage collection, and a thread that is idle or allocates little may not get to one for a long
- * time: each finished backtest on a new dataset pinned its whole columns (48 MB per million bars).
+ * Full collection in this thread once it has been idle for IDLE_COLLECT_MS after a large run. A finished run's views
+ * keep the dataset's SharedArrayBuffers alive until this thread's next garbage collection, and a thread that sits
+ * idle does not get to one: each finished backtest on a new dataset pinned its whole columns (48 MB per million
+ * bars). Not after every run: a full collection shrinks the heap, and the next run paid to grow it again.
  */
 const collectGarbage = (() => {
   try {
@@ -68,15 +69,18 @@ const collectGarbage = (() => {
     return undefined;
   }
 })();
-/** Runs whose columns take at least this many bytes are followed by a collection. */
+/** Runs whose columns take at least this many bytes arm the idle collection. */
 const COLLECT_AFTER_BYTES = 16 * 1024 * 1024;
+const IDLE_COLLECT_MS = 1000;
+let idleCollect: NodeJS.Timeout | undefined;
 
 export default async function runJobTask(task: JobTask): Promise<JobResult> {
   const { workerModule, ...inner } = task;
   const run = await load(workerModule);
+  clearTimeout(idleCollect);
   const columnBytes = Object.values(inner.columns ?? {}).reduce((s, b) => s + ((b as ArrayBufferLike | undefined)?.byteLength ?? 0), 0);
-  // After the result is posted (the pool runs with atomics disabled, so this thread's event loop turns).
-  if (collectGarbage && columnBytes >= COLLECT_AFTER_BYTES) setImmediate(collectGarbage);
+  // Timers run in an idle thread because the pool has atomics disabled (its threads wait in their event loop).
+  if (collectGarbage && columnBytes >= COLLECT_AFTER_BYTES) idleCollect = setTimeout(collectGarbage, IDLE_COLLECT_MS).unref();
   const { trades, equity, ...rest } = await run(inner);
   return { ...rest, tradesCount: tradeCount(trades), tradeChunks: encodeTradeChunks(trades), equityData: encodeEquity(equity).toString('base64'), equityPoints: equity.t.length };
 }

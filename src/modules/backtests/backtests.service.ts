@@ -196,23 +196,33 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
       const result = (await pool.run(task, { filename: JOB_FILE, signal, transferList: [channel.port2] as never })) as JobResult;
       const tRan = performance.now();
       await writing;
-      await repo.replaceTradeChunks(row.id, result.tradeChunks);
-      const done = await repo.finish(row.id, {
-        status: 'succeeded',
-        progress: 1,
-        error: null,
-        engineVersion: result.engineVersion,
-        resolvedParams: result.params,
-        finalEquity: String(result.metrics.finalEquity),
-        totalReturnPct: result.metrics.totalReturnPct,
-        bars: result.bars,
-        fromIndex: result.fromIndex,
-        toIndex: result.toIndex,
-        tradesCount: result.tradesCount,
-        metrics: result.metrics as unknown as Record<string, unknown>,
-        equityData: result.equityData,
-        openPosition: result.openPosition as unknown as Record<string, unknown> | null,
-        elapsedMs: result.elapsedMs,
+      // The trades and the succeeded row commit together: one commit (one WAL flush) instead of one per statement,
+      // and a job cancelled meanwhile keeps no trades.
+      const done = await db.transaction(async (tx) => {
+        await repo.replaceTradeChunks(row.id, result.tradeChunks, tx);
+        const finished = await repo.finish(
+          row.id,
+          {
+            status: 'succeeded',
+            progress: 1,
+            error: null,
+            engineVersion: result.engineVersion,
+            resolvedParams: result.params,
+            finalEquity: String(result.metrics.finalEquity),
+            totalReturnPct: result.metrics.totalReturnPct,
+            bars: result.bars,
+            fromIndex: result.fromIndex,
+            toIndex: result.toIndex,
+            tradesCount: result.tradesCount,
+            metrics: result.metrics as unknown as Record<string, unknown>,
+            equityData: result.equityData,
+            openPosition: result.openPosition as unknown as Record<string, unknown> | null,
+            elapsedMs: result.elapsedMs,
+          },
+          tx,
+        );
+        if (!finished) await repo.deleteTradeChunks(row.id, tx); // cancelled meanwhile
+        return finished;
       });
       const tStored = performance.now();
       log.info(
@@ -224,7 +234,6 @@ export function createBacktestsService(deps: BacktestsServiceDeps) {
         },
         'backtest finished',
       );
-      if (!done) await repo.deleteTradeChunks(row.id); // cancelled meanwhile
       if (done) {
         void publish(row.userId, {
           type: 'backtest.completed',

@@ -105,11 +105,16 @@ export class TradeLog {
   length = 0;
   private buf: Float64Array;
 
+  /**
+   * `capacity`: trades the first buffer holds. Large buffers cost only the pages written (the allocator maps them
+   * lazily), so a generous estimate saves the copies of doubling.
+   */
   constructor(
     private readonly ts?: Float64Array,
     reuse?: Float64Array,
+    capacity = 256,
   ) {
-    this.buf = reuse ?? new Float64Array(256 * T.TRADE_FIELDS);
+    this.buf = reuse ?? new Float64Array(Math.max(16, capacity) * T.TRADE_FIELDS);
   }
 
   /**
@@ -258,7 +263,8 @@ class Broker {
     s[FEE] = input.settings.feeBps / 10_000;
     s[SLIP] = input.settings.slippageBps / 10_000;
     s[STOP_LEVEL] = s[TARGET_LEVEL] = s[TRAIL_DIST] = s[TRAIL_PCT] = s[BEST] = NaN;
-    this.trades = new TradeLog(input.cols.ts, input.tradesBuffer);
+    // Room for a trade every 16 bars (up to 64k trades, 6 MB) before the log has to grow.
+    this.trades = new TradeLog(input.cols.ts, input.tradesBuffer, Math.min(1 << 16, Math.ceil((input.to - input.from) / 16)));
   }
 
   /** Open a position of direction d at raw price `px` in bar `bar`, sized from cash; decision index k. */

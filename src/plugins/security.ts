@@ -3,8 +3,25 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 
-/** Swagger UI at /docs needs inline styles/scripts of its own; the API itself serves only JSON. */
+/**
+ * The API serves only JSON (OWASP REST Security): a CSP that allows nothing and no framing, no sniffing, HSTS, no
+ * referrer, same-origin resource policy. Helmet's document-only headers (COOP, Origin-Agent-Cluster, DNS prefetch,
+ * IE's X-Download-Options, Flash/PDF cross-domain policies, the retired XSS auditor switch) say nothing to a JSON
+ * client; leaving them out keeps every response about 500 bytes shorter, which clients parse on every call.
+ */
 export const HELMET_OPTIONS: FastifyHelmetOptions = {
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  frameguard: { action: 'deny' },
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
+};
+
+/** Swagger UI under DOCS_PREFIX is an HTML page with inline styles/scripts of its own: helmet's defaults, relaxed for it. */
+export const DOCS_HELMET_OPTIONS: FastifyHelmetOptions = {
   contentSecurityPolicy: {
     directives: {
       defaultSrc: ["'self'"],
@@ -14,6 +31,7 @@ export const HELMET_OPTIONS: FastifyHelmetOptions = {
     },
   },
 };
+export const DOCS_PREFIX = '/docs';
 
 /**
  * The headers @fastify/helmet sets with `options`, captured once from a throwaway Fastify instance that runs the real
@@ -99,14 +117,12 @@ export async function registerCors(app: FastifyInstance, options: FastifyCorsOpt
 /** Security headers (helmet) and a CORS allow-list from CORS_ORIGINS: a disallowed origin gets no CORS headers. */
 export default fp(
   async function securityPlugin(app: FastifyInstance) {
-    const headers = await captureHelmetHeaders(HELMET_OPTIONS);
-    const names = Object.keys(headers);
-    const values = names.map((n) => headers[n]);
-    const count = names.length;
+    const api = await captureHelmetHeaders(HELMET_OPTIONS);
+    const docs = await captureHelmetHeaders(DOCS_HELMET_OPTIONS);
     // One synchronous hook writing precomputed strings (no promise, no closure per request). Set on the reply (not the
     // raw response) so Node takes its fast writeHead path; a route may still override any of them.
-    app.addHook('onRequest', function securityHeaders(_request, reply, done) {
-      for (let i = 0; i < count; i++) reply.header(names[i], values[i]);
+    app.addHook('onRequest', function securityHeaders(request, reply, done) {
+      reply.headers(request.url.startsWith(DOCS_PREFIX) ? docs : api);
       done();
     });
 

@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-provider-zod';
 import { APP_VERSION } from '../shared/version.js';
+import { DOCS_PREFIX } from './security.js';
 
 /**
  * The zod transform emits an `<Id>Input` twin of every registered schema; keep only the twins something references,
@@ -53,7 +54,7 @@ export default fp(
       transform: jsonSchemaTransform,
       transformObject: (documentObject) => dropUnusedInputVariants(jsonSchemaTransformObject(documentObject)),
     });
-    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+    await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, uiConfig: { docExpansion: 'list', deepLinking: true } });
     app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
   },
   { name: 'swagger' },

@@ -44,39 +44,50 @@ test('no CORS_ORIGINS: no cross-origin access at all', async (t) => {
   assert.equal(res.headers['access-control-allow-origin'], undefined);
 });
 
-test('helmet security headers are on every response, errors included', async (t) => {
+test('helmet security headers are on every response, errors included; the API gets the strict JSON set, /docs its own', async (t) => {
   const app = await build(t);
   for (const url of ['/health/live', '/no/such/route']) {
     const res = await app.inject({ url });
     assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
-    assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url);
+    assert.equal(res.headers['x-frame-options'], 'DENY', url);
     assert.match(String(res.headers['strict-transport-security']), /max-age=\d+/, url);
-    assert.match(String(res.headers['content-security-policy']), /default-src 'self'/, url);
+    assert.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'", url);
     assert.equal(res.headers['x-powered-by'], undefined, url);
-    assert.ok(res.headers['referrer-policy'], url);
+    assert.equal(res.headers['referrer-policy'], 'no-referrer', url);
   }
+  const docs = await app.inject({ url: '/docs/' });
+  assert.equal(docs.statusCode, 200);
+  assert.match(String(docs.headers['content-security-policy']), /default-src 'self'.*img-src 'self' data: validator\.swagger\.io/);
+  assert.equal(docs.headers['x-frame-options'], 'SAMEORIGIN');
 });
 
-test('the security headers are exactly those @fastify/helmet itself sends with our options', async (t) => {
+test('the security headers are exactly those @fastify/helmet itself sends with our options (API and docs)', async (t) => {
   const { default: Fastify } = await import('fastify');
   const { default: helmet } = await import('@fastify/helmet');
-  const { HELMET_OPTIONS } = await import('../../src/plugins/security.js');
+  const { HELMET_OPTIONS, DOCS_HELMET_OPTIONS } = await import('../../src/plugins/security.js');
   // Reference: the plugin registered the ordinary way, running on every request.
-  const ref = Fastify({ logger: false });
-  t.after(() => ref.close());
-  await ref.register(helmet, HELMET_OPTIONS);
-  ref.get('/health/live', async () => ({ status: 'ok' }));
-  const expected = (await ref.inject({ url: '/health/live' })).headers;
-  const helmetNames = Object.keys(expected).filter((n) => !['content-type', 'content-length', 'date', 'connection'].includes(n));
-  assert.ok(helmetNames.length >= 10, `helmet sets its headers (${helmetNames.join(', ')})`);
-  assert.ok(helmetNames.includes('content-security-policy'));
+  const reference = async (options: typeof HELMET_OPTIONS) => {
+    const ref = Fastify({ logger: false });
+    t.after(() => ref.close());
+    await ref.register(helmet, options);
+    ref.get('/*', async () => ({ status: 'ok' }));
+    const headers = (await ref.inject({ url: '/x' })).headers;
+    const names = Object.keys(headers).filter((n) => !['content-type', 'content-length', 'date', 'connection'].includes(n));
+    return { headers, names };
+  };
+  const api = await reference(HELMET_OPTIONS);
+  const docs = await reference(DOCS_HELMET_OPTIONS);
+  assert.ok(api.names.length >= 6 && api.names.includes('content-security-policy'), `helmet sets its headers (${api.names.join(', ')})`);
+  assert.ok(docs.names.length >= 10, `helmet sets its headers (${docs.names.join(', ')})`);
 
   const app = await build(t);
   for (const url of ['/health/live', '/no/such/route']) {
     const res = await app.inject({ url });
-    for (const name of helmetNames) assert.equal(res.headers[name], expected[name], `${url} ${name}`);
+    for (const name of api.names) assert.equal(res.headers[name], api.headers[name], `${url} ${name}`);
+    for (const name of docs.names.filter((n) => !api.names.includes(n))) assert.equal(res.headers[name], undefined, `${url} has no ${name}`);
   }
-  assert.match(String(expected['content-security-policy']), /img-src 'self' data: validator\.swagger\.io/);
+  const res = await app.inject({ url: '/docs/' });
+  for (const name of docs.names) assert.equal(res.headers[name], docs.headers[name], `/docs/ ${name}`);
 });
 
 test('CORS headers are exactly those of @fastify/cors registered plainly, with and without an Origin header', async (t) => {

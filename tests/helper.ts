@@ -76,3 +76,19 @@ export async function loginAdmin(app: FastifyInstance): Promise<TestUser> {
   const body = login.json();
   return { id: body.user.id, email: adminEnv.ADMIN_EMAIL, password: adminEnv.ADMIN_PASSWORD, token: body.accessToken, refreshToken: body.refreshToken };
 }
+
+/** The Redis tests use (TEST_REDIS_URL, else the local default); `redisUp()` tells whether it answers. */
+export const TEST_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export async function redisUp(url = TEST_REDIS): Promise<boolean> {
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}

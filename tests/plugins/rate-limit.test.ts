@@ -3,23 +3,11 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
-import { build, createUser, injectAs } from '../helper.js';
+import { build, createUser, injectAs, redisUp } from '../helper.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const randomIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
-async function redisUp() {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 // A route-level preHandler array shared by two routes (and by the automatic HEAD routes).
 const seen: string[] = [];

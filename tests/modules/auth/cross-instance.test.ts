@@ -1,21 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import { adminEnv, build, createUser, injectAs, loginAdmin } from '../../helper.js';
+import { adminEnv, build, createUser, injectAs, loginAdmin, redisUp } from '../../helper.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function redisUp() {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
-  try {
-    await probe.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 test('with a per-process auth cache, disabling a user on one instance takes effect on the next request on another', async (t) => {
   if (!(await redisUp())) return t.skip(`Redis unreachable at ${REDIS_URL}`);
